@@ -1,0 +1,74 @@
+// Creates the cluster-wide roles and the application database, as a superuser.
+// graphile-migrate cannot do this: roles belong to the cluster, not to one
+// database, and `migrate` in production must run as the (unprivileged) owner.
+// Production DBAs run the same statements once; see docs/runbook.md.
+import pg from 'pg';
+
+export interface BootstrapOptions {
+  rootUrl: string;
+  databases: string[];
+  ownerPassword: string;
+  authenticatorPassword: string;
+}
+
+/** Role layout: the API logs in as `authenticator` and can only SET ROLE to these. */
+const ROLES_SQL = `
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'app_owner') then
+    create role app_owner login;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticator') then
+    -- NOINHERIT: the login itself holds no privileges until the API switches role.
+    create role authenticator login noinherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'app_anonymous') then
+    create role app_anonymous nologin;
+  end if;
+  if not exists (select from pg_roles where rolname = 'app_user') then
+    create role app_user nologin;
+  end if;
+  if not exists (select from pg_roles where rolname = 'app_admin') then
+    create role app_admin nologin;
+  end if;
+  if not exists (select from pg_roles where rolname = 'app_auditor') then
+    create role app_auditor nologin;
+  end if;
+end
+$$;
+-- A signed-in user can do what a visitor can; an admin what a user can.
+grant app_anonymous to app_user;
+grant app_user to app_admin;
+-- Auditors are people with their own login roles granted app_auditor; the API never becomes one.
+grant app_anonymous, app_user, app_admin to authenticator;
+`;
+
+export async function bootstrapDatabase(options: BootstrapOptions): Promise<void> {
+  const client = new pg.Client({ connectionString: options.rootUrl });
+  await client.connect();
+  try {
+    await client.query(ROLES_SQL);
+    await client.query(
+      `alter role app_owner with login password ${client.escapeLiteral(options.ownerPassword)};
+       alter role authenticator with login noinherit password ${client.escapeLiteral(options.authenticatorPassword)}`,
+    );
+    for (const database of options.databases) {
+      const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [database]);
+      const name = client.escapeIdentifier(database);
+      if (!rowCount) await client.query(`create database ${name} owner app_owner`);
+      await client.query(`revoke all on database ${name} from public`);
+      await client.query(`grant connect on database ${name} to authenticator`);
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Builds a URL for `user` on the same server as `url`. */
+export function urlFor(url: string, user: string, password: string, database?: string): string {
+  const parsed = new URL(url);
+  parsed.username = encodeURIComponent(user);
+  parsed.password = encodeURIComponent(password);
+  if (database) parsed.pathname = `/${database}`;
+  return parsed.toString();
+}

@@ -1,0 +1,106 @@
+// The HTTP server: logging, security headers, health, bearer auth, GraphQL.
+import express, { type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Pool } from 'pg';
+import { pinoHttp } from 'pino-http';
+import type { Logger } from 'pino';
+import { postgraphile } from 'postgraphile';
+import { grafserv } from 'postgraphile/grafserv/express/v4';
+import type { TokenSettings } from '../auth/tokens.ts';
+import { StartupError } from '../db/embedded.ts';
+import { bearerAuth } from './bearer-auth.ts';
+import { makePreset } from './graphql/preset.ts';
+import { healthRoutes } from './health.ts';
+
+export interface ApiOptions {
+  host: string;
+  port: number;
+  authPool: Pool;
+  tokens: TokenSettings;
+  logger: Logger;
+  development: boolean;
+  bodyLimitBytes: number;
+  watchConnectionString?: string;
+}
+
+export interface Api {
+  server: Server;
+  url: string;
+  /** Stops accepting requests, lets in-flight ones finish, releases PostGraphile. */
+  close(): Promise<void>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+function securityHeaders(development: boolean) {
+  if (!development) return helmet();
+  // Ruru (GraphiQL) is an inline-script page; only development serves it.
+  return helmet({
+    contentSecurityPolicy: {
+      directives: { 'script-src': ["'self'", "'unsafe-inline'"], 'worker-src': ["'self'", 'blob:'] },
+    },
+  });
+}
+
+export async function startApi(options: ApiOptions): Promise<Api> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(
+    pinoHttp({
+      logger: options.logger,
+      // Log what identifies a request, not every header (headers can carry credentials).
+      serializers: {
+        req: (req) => ({ id: req.id, method: req.method, url: req.url, remoteAddress: req.remoteAddress }),
+        res: (res) => ({ statusCode: res.statusCode }),
+      },
+      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      // Reuse a caller's request id (e.g. from a proxy) when it looks sane.
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        res.setHeader('x-request-id', id);
+        return id;
+      },
+    }),
+  );
+  app.use(securityHeaders(options.development));
+  app.use(healthRoutes(options.authPool));
+  app.use('/graphql', bearerAuth(options.tokens));
+
+  const server = createServer(app);
+  const pgl = postgraphile(makePreset(options));
+  await pgl.createServ(grafserv).addTo(app, server);
+
+  app.use((_req: Request, res: Response) => {
+    res.status(404).json({ errors: [{ message: 'Not found.', extensions: { code: 'NOT_FOUND' } }] });
+  });
+  app.use((error: Error, req: Request, res: Response, _next: NextFunction) => {
+    const errorId = String(req.id ?? randomUUID());
+    req.log.error({ err: { message: error.message, stack: error.stack }, errorId }, 'unhandled HTTP error');
+    res.status(500).json({ errors: [{ message: `An unexpected error occurred (error id ${errorId}).`, extensions: { code: 'INTERNAL_ERROR', errorId } }] });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new StartupError(`Port ${options.port} is already in use, so the API cannot listen; stop the other process or set PORT.`)
+          : error,
+      );
+    });
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const hostForUrl = options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
+  return {
+    server,
+    url: `http://${hostForUrl}:${port}`,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await pgl.release();
+    },
+  };
+}

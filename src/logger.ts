@@ -1,0 +1,17 @@
+// Structured JSON logs. Redaction is a safety net: request bodies are never
+// logged, and these paths catch credentials that travel in headers.
+import { pino, type Logger } from 'pino';
+
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-signature"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.refreshToken',
+  '*.accessToken',
+];
+
+export function makeLogger(level: string): Logger {
+  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+}

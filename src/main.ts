@@ -1,0 +1,56 @@
+// `npm start`: the local whole. Without DATABASE_URL it starts the embedded
+// PostgreSQL (data kept in PGWALLET_DATA_DIR), bootstraps roles, applies
+// migrations and serves the API. With DATABASE_URL it uses that server as is
+// (deploys run `npm run migrate` first; /ready reports pending migrations).
+import './graphile-env.ts';
+import { tokenSettingsFor } from './auth/local-keys.ts';
+import { runCli } from './cli/run-cli.ts';
+import { loadConfig } from './config.ts';
+import { startLocalDatabase } from './db/local.ts';
+import { migrate } from './db/migrate.ts';
+import { makePool } from './db/pools.ts';
+import { startApi } from './http/app.ts';
+import { makeLogger } from './logger.ts';
+
+await runCli(async () => {
+  const startedAt = performance.now();
+  const config = loadConfig();
+  const logger = makeLogger(config.logLevel);
+
+  const local = config.databaseUrl ? undefined : await startLocalDatabase(config.dataDir, config.embeddedPgPort);
+  const stopLocal = async () => {
+    await local?.stop();
+  };
+  try {
+    if (local) await migrate(local.databaseUrl);
+    const authPool = makePool(local?.authDatabaseUrl ?? config.authDatabaseUrl!, 'api', logger);
+    const api = await startApi({
+      host: config.host,
+      port: config.port,
+      authPool,
+      tokens: await tokenSettingsFor(config),
+      logger,
+      development: config.env === 'development',
+      bodyLimitBytes: config.graphqlBodyLimitBytes,
+      watchConnectionString: local?.rootDatabaseUrl.replace(/\/postgres$/, '/pgwallet') ?? config.rootDatabaseUrl,
+    });
+    const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
+    console.log(`pgwallet is ready in ${seconds} s: GraphQL at ${api.url}/graphql` + (config.env === 'development' ? ` (Ruru at ${api.url}/graphiql)` : ''));
+
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: draining requests');
+      await api.close();
+      await authPool.end();
+      await stopLocal();
+      logger.info('stopped');
+    };
+    process.once('SIGINT', () => void shutdown('SIGINT'));
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  } catch (error) {
+    await stopLocal();
+    throw error;
+  }
+});

@@ -1,0 +1,92 @@
+// One real PostgreSQL for the whole run: TEST_DATABASE_URL (a superuser URL)
+// if set, else a testcontainers postgres:18 when a Docker engine answers, else
+// an embedded PostgreSQL 18 in a temporary folder. Roles are bootstrapped and
+// the test database is built from the committed migrations, exactly as a
+// production database would be.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { bootstrapDatabase, urlFor } from '../src/db/bootstrap.ts';
+import { startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { migrate } from '../src/db/migrate.ts';
+
+declare module 'vitest' {
+  interface ProvidedContext {
+    rootUrl: string;
+    ownerUrl: string;
+    authUrl: string;
+    serverKind: string;
+  }
+}
+
+const TEST_DATABASE = 'pgwallet_test';
+const PASSWORDS = { owner: 'owner-test-password', authenticator: 'authenticator-test-password' };
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function dockerPostgres(): Promise<{ rootUrl: string; stop: () => Promise<void> } | undefined> {
+  try {
+    const { GenericContainer, Wait, getContainerRuntimeClient } = await import('testcontainers');
+    await getContainerRuntimeClient();
+    const container = await new GenericContainer('postgres:18')
+      .withEnvironment({ POSTGRES_PASSWORD: 'postgres' })
+      .withExposedPorts(5432)
+      .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
+      .start();
+    const rootUrl = `postgres://postgres:postgres@${container.getHost()}:${container.getMappedPort(5432)}/postgres`;
+    return { rootUrl, stop: async () => void (await container.stop()) };
+  } catch {
+    return undefined; // no Docker engine here
+  }
+}
+
+async function startServer(): Promise<{ rootUrl: string; kind: string; stop: () => Promise<void> }> {
+  if (process.env.TEST_DATABASE_URL) {
+    return { rootUrl: process.env.TEST_DATABASE_URL, kind: 'TEST_DATABASE_URL', stop: async () => undefined };
+  }
+  const docker = await dockerPostgres();
+  if (docker) return { ...docker, kind: 'testcontainers' };
+  const dir = mkdtempSync(join(tmpdir(), 'pgwallet-test-'));
+  const server = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port: await freePort(), superuserPassword: 'postgres', durable: false });
+  return {
+    rootUrl: server.url('postgres'),
+    kind: 'embedded',
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export default async function setup(project: TestProject) {
+  const server = await startServer();
+  const pg = await import('pg');
+  const root = new pg.default.Client({ connectionString: server.rootUrl });
+  await root.connect();
+  await root.query(`drop database if exists ${TEST_DATABASE} with (force)`);
+  await root.end();
+  await bootstrapDatabase({
+    rootUrl: server.rootUrl,
+    databases: [TEST_DATABASE],
+    ownerPassword: PASSWORDS.owner,
+    authenticatorPassword: PASSWORDS.authenticator,
+  });
+  const ownerUrl = urlFor(server.rootUrl, 'app_owner', PASSWORDS.owner, TEST_DATABASE);
+  await migrate(ownerUrl);
+  project.provide('rootUrl', urlFor(server.rootUrl, new URL(server.rootUrl).username, decodeURIComponent(new URL(server.rootUrl).password), TEST_DATABASE));
+  project.provide('ownerUrl', ownerUrl);
+  project.provide('authUrl', urlFor(server.rootUrl, 'authenticator', PASSWORDS.authenticator, TEST_DATABASE));
+  project.provide('serverKind', server.kind);
+  return () => server.stop();
+}
