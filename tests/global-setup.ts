@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { bootstrapDatabase, urlFor } from '../src/db/bootstrap.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
-import { migrate } from '../src/db/migrate.ts';
+import { graphileMigrate, migrate } from '../src/db/migrate.ts';
 
 declare module 'vitest' {
   interface ProvidedContext {
@@ -84,6 +84,8 @@ export default async function setup(project: TestProject) {
   });
   const ownerUrl = urlFor(server.rootUrl, 'app_owner', PASSWORDS.owner, TEST_DATABASE);
   await migrate(ownerUrl);
+  // Work in progress in migrations/current.sql is tested too (it is empty on main).
+  await graphileMigrate(['watch', '--once'], { databaseUrl: ownerUrl });
   project.provide('rootUrl', urlFor(server.rootUrl, new URL(server.rootUrl).username, decodeURIComponent(new URL(server.rootUrl).password), TEST_DATABASE));
   project.provide('ownerUrl', ownerUrl);
   project.provide('authUrl', urlFor(server.rootUrl, 'authenticator', PASSWORDS.authenticator, TEST_DATABASE));
