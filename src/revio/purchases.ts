@@ -1,0 +1,52 @@
+// Purchases (deposits): create, get, cancel, and the sandbox-only lookup by
+// our reference. REVIO_API.md §2.
+import { toCents, toCurrency, toReference } from './amounts.ts';
+import type { RevioContext } from './context.ts';
+import { collectPages } from './pagination.ts';
+import type { CallOptions, CreatePurchaseInput, Purchase } from './types.ts';
+
+const id = (purchaseId: string) => encodeURIComponent(purchaseId);
+
+/** The JSON body of POST /purchases/ for one product line of `amount` cents. */
+export function purchaseBody(ctx: RevioContext, input: CreatePurchaseInput): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    brand_id: input.brandId ?? ctx.brandId,
+    client: input.client,
+    purchase: {
+      currency: toCurrency(input.currency ?? ctx.currency),
+      products: [{ name: input.productName ?? 'Wallet deposit', price: toCents(input.amount), quantity: 1 }],
+      ...(input.metadata ? { metadata: input.metadata } : {}),
+      ...(input.dueStrict !== undefined ? { due_strict: input.dueStrict } : {}),
+    },
+    reference: toReference(input.reference),
+  };
+  if (input.successRedirect) body.success_redirect = input.successRedirect;
+  if (input.failureRedirect) body.failure_redirect = input.failureRedirect;
+  if (input.cancelRedirect) body.cancel_redirect = input.cancelRedirect;
+  if (input.successCallback) body.success_callback = input.successCallback;
+  if (input.due !== undefined) body.due = input.due;
+  return body;
+}
+
+/** POST /purchases/ → 201 Purchase. Not idempotent: after an outcomeUnknown error, look up by reference first. */
+export function createPurchase(ctx: RevioContext, input: CreatePurchaseInput, options?: CallOptions): Promise<Purchase> {
+  return ctx.http.request<Purchase>({ operation: 'createPurchase', method: 'POST', path: 'purchases/', body: purchaseBody(ctx, input) }, options);
+}
+
+/** GET /purchases/{id}/ → Purchase (404 → final RevioError with code not_found). */
+export function getPurchase(ctx: RevioContext, purchaseId: string, options?: CallOptions): Promise<Purchase> {
+  return ctx.http.request<Purchase>({ operation: 'getPurchase', method: 'GET', path: `purchases/${id(purchaseId)}/` }, options);
+}
+
+/** POST /purchases/{id}/cancel/ → Purchase in `cancelled`; it can no longer be paid. */
+export function cancelPurchase(ctx: RevioContext, purchaseId: string, options?: CallOptions): Promise<Purchase> {
+  return ctx.http.request<Purchase>({ operation: 'cancelPurchase', method: 'POST', path: `purchases/${id(purchaseId)}/cancel/` }, options);
+}
+
+/**
+ * GET /purchases/?reference= — a SANDBOX EXTENSION: Revio publishes no
+ * purchase list ([A]); against real Revio this fails with a final 4xx.
+ */
+export function findPurchasesByReference(ctx: RevioContext, reference: string, options?: CallOptions): Promise<Purchase[]> {
+  return collectPages<Purchase>(ctx, 'findPurchasesByReference', 'purchases/', { reference: toReference(reference) }, options);
+}
