@@ -101,21 +101,26 @@ export class RevioError extends Error {
 }
 
 function describe(d: RevioErrorDetails): string {
+  const text = sentence(d);
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+function sentence(d: RevioErrorDetails): string {
   const where = `Revio ${d.operation} (${d.method} ${d.path})`;
   const revio = [d.code, d.field ? `field ${d.field}` : undefined, d.revioMessage].filter(Boolean).join(': ');
   switch (d.kind) {
     case 'network':
       return `${where} could not reach Revio: ${causeText(d.cause)}`;
     case 'timeout':
-      return d.status ? `${where} timed out: HTTP ${d.status}${revio ? ` ${revio}` : ''}` : `${where} got no answer in time.`;
+      return d.status ? `${where} timed out: HTTP ${d.status}${revio ? ` ${revio}` : ''}` : `${where} got no answer in time`;
     case 'rate_limited':
-      return `${where} was rate limited (HTTP 429${d.retryAfterMs === undefined ? '' : `, retry after ${d.retryAfterMs} ms`})${revio ? `: ${revio}` : ''}.`;
+      return `${where} was rate limited (HTTP 429${d.retryAfterMs === undefined ? '' : `, retry after ${d.retryAfterMs} ms`})${revio ? `: ${revio}` : ''}`;
     case 'invalid_response':
-      return `${where} answered HTTP ${d.status} with a body that is not the expected JSON.`;
+      return `${where} answered HTTP ${d.status} with a body that is not the expected JSON`;
     case 'refused':
-      return `${where} was not sent: ${d.revioMessage ?? 'refused'}.`;
+      return `${where} was not sent: ${d.revioMessage ?? 'refused'}`;
     default:
-      return `${where} failed with HTTP ${d.status}${revio ? `: ${revio}` : ''}.`;
+      return `${where} failed with HTTP ${d.status}${revio ? `: ${revio}` : ''}`;
   }
 }
 
