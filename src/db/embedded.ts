@@ -25,11 +25,11 @@ export interface EmbeddedServer {
   stop(): Promise<void>;
 }
 
-function portIsFree(port: number): Promise<boolean> {
+export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = createServer();
     probe.once('error', () => resolve(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    probe.listen(port, host, () => probe.close(() => resolve(true)));
   });
 }
 
@@ -57,14 +57,22 @@ function assertFolderUsable(dir: string): void {
 
 /**
  * As root, PostgreSQL runs as the `postgres` user, which must be able to reach
- * its cluster folder: 0711 on the parent lets it through without letting it
- * list or read our other files (secrets.json lives there, mode 0600).
+ * its cluster folder. The folder's parent gets o+x (search, not list: secrets
+ * beside it stay private); any other ancestor that blocks the way is reported.
  */
 function letServerReachFolder(dir: string): void {
   if (process.getuid?.() !== 0) return;
   const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
+  mkdirSync(parent, { recursive: true, mode: 0o711 });
   chmodSync(parent, statSync(parent).mode | 0o011);
+  for (let ancestor = dirname(parent); ancestor !== dirname(ancestor); ancestor = dirname(ancestor)) {
+    if ((statSync(ancestor).mode & 0o001) === 0) {
+      throw new StartupError(
+        `PostgreSQL runs as the postgres user and cannot reach ${dir} because ${ancestor} is closed to other users; ` +
+          'run `chmod o+x` on it or set PGWALLET_DATA_DIR elsewhere.',
+      );
+    }
+  }
 }
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedServer> {

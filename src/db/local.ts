@@ -2,7 +2,7 @@
 // passwords, bootstrapped roles and databases. Used by `npm start` and the
 // db:* scripts when DATABASE_URL is not set.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { bootstrapDatabase, urlFor } from './bootstrap.ts';
@@ -58,8 +58,8 @@ export interface LocalDatabase extends DatabaseUrls {
 
 function ensureDataDir(dataDir: string): void {
   try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    writeFileSync(join(dataDir, '.write-test'), '');
+    mkdirSync(dataDir, { recursive: true, mode: 0o711 });
+    accessSync(dataDir, constants.W_OK);
   } catch {
     throw new StartupError(`The data folder ${dataDir} is not writable by this user; fix its owner or set PGWALLET_DATA_DIR.`);
   }

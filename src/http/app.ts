@@ -45,6 +45,19 @@ function securityHeaders(development: boolean) {
   });
 }
 
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new StartupError(`Port ${port} is already in use, so the API cannot listen; stop the other process or set PORT.`)
+          : error,
+      );
+    });
+    server.listen(port, host, () => resolve());
+  });
+}
+
 export async function startApi(options: ApiOptions): Promise<Api> {
   const app = express();
   app.disable('x-powered-by');
@@ -71,7 +84,14 @@ export async function startApi(options: ApiOptions): Promise<Api> {
   app.use('/graphql', bearerAuth(options.tokens));
 
   const server = createServer(app);
-  const pgl = postgraphile(makePreset(options));
+  const preset = makePreset(options);
+  const pgl = postgraphile(preset);
+  // pgl.release() leaves the services' LISTEN client (used by schema watch and
+  // subscriptions) checked out of our pool, so pool.end() would wait forever.
+  const release = async () => {
+    await pgl.release();
+    for (const service of preset.pgServices ?? []) await service.release?.();
+  };
   await pgl.createServ(grafserv).addTo(app, server);
 
   app.use((_req: Request, res: Response) => {
@@ -83,24 +103,23 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     res.status(500).json({ errors: [{ message: `An unexpected error occurred (error id ${errorId}).`, extensions: { code: 'INTERNAL_ERROR', errorId } }] });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new StartupError(`Port ${options.port} is already in use, so the API cannot listen; stop the other process or set PORT.`)
-          : error,
-      );
-    });
-    server.listen(options.port, options.host, () => resolve());
-  });
+  try {
+    await listen(server, options.host, options.port);
+  } catch (error) {
+    await release(); // stops schema watching, which would otherwise outlive us
+    throw error;
+  }
   const { port } = server.address() as AddressInfo;
   const hostForUrl = options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
   return {
     server,
     url: `http://${hostForUrl}:${port}`,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await pgl.release();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive sockets with no request in flight would hold close() open.
+      server.closeIdleConnections();
+      await closed;
+      await release();
     },
   };
 }
