@@ -23,7 +23,7 @@ export function payoutBody(ctx: RevioContext, input: CreatePayoutInput): Record<
 }
 
 /** POST /payouts/ → Payout in `initialized`. Not idempotent: after an outcomeUnknown error, look up by reference first. */
-export function createPayout(ctx: RevioContext, input: CreatePayoutInput, options?: CallOptions): Promise<Payout> {
+export async function createPayout(ctx: RevioContext, input: CreatePayoutInput, options?: CallOptions): Promise<Payout> {
   return ctx.http.request<Payout>({ operation: 'createPayout', method: 'POST', path: 'payouts/', body: payoutBody(ctx, input) }, options);
 }
 
@@ -32,7 +32,7 @@ export function createPayout(ctx: RevioContext, input: CreatePayoutInput, option
  * execution_url must be on the configured Revio origin (the API key is never
  * sent elsewhere).
  */
-export function executePayout(ctx: RevioContext, payout: Pick<Payout, 'execution_url'>, input: ExecutePayoutInput, options?: CallOptions): Promise<Payout> {
+export async function executePayout(ctx: RevioContext, payout: Pick<Payout, 'execution_url'>, input: ExecutePayoutInput, options?: CallOptions): Promise<Payout> {
   if (!payout.execution_url) {
     throw new RevioError({ kind: 'refused', operation: 'executePayout', method: 'POST', path: '(none)', revioMessage: 'the payout has no execution_url' }, false);
   }

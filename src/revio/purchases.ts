@@ -29,7 +29,7 @@ export function purchaseBody(ctx: RevioContext, input: CreatePurchaseInput): Rec
 }
 
 /** POST /purchases/ → 201 Purchase. Not idempotent: after an outcomeUnknown error, look up by reference first. */
-export function createPurchase(ctx: RevioContext, input: CreatePurchaseInput, options?: CallOptions): Promise<Purchase> {
+export async function createPurchase(ctx: RevioContext, input: CreatePurchaseInput, options?: CallOptions): Promise<Purchase> {
   return ctx.http.request<Purchase>({ operation: 'createPurchase', method: 'POST', path: 'purchases/', body: purchaseBody(ctx, input) }, options);
 }
 

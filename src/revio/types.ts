@@ -154,8 +154,8 @@ export type WebhookEvent =
 // ---- Inputs of the typed calls -------------------------------------------
 
 export interface CreatePurchaseInput {
-  /** Minor units (cents), a positive integer. */
-  amount: number;
+  /** Minor units (cents), a positive whole number; a bigint or digit string (PostgreSQL bigint) is accepted. */
+  amount: number | bigint | string;
   /** ISO 4217; defaults to the client's currency (ZAR unless configured). */
   currency?: string;
   /** Our own reference (the deposit id), at most 128 characters. */
@@ -176,8 +176,8 @@ export interface CreatePurchaseInput {
 }
 
 export interface CreatePayoutInput {
-  /** Minor units (cents), a positive integer. */
-  amount: number;
+  /** Minor units (cents), a positive whole number; a bigint or digit string (PostgreSQL bigint) is accepted. */
+  amount: number | bigint | string;
   currency?: string;
   /** Our own reference (the withdrawal id), at most 128 characters. */
   reference: string;

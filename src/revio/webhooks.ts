@@ -4,7 +4,7 @@ import { collectPages } from './pagination.ts';
 import type { CallOptions, CreateWebhookInput, Webhook } from './types.ts';
 
 /** POST /webhooks/ → Webhook, whose `public_key` verifies its deliveries. */
-export function createWebhook(ctx: RevioContext, input: CreateWebhookInput, options?: CallOptions): Promise<Webhook> {
+export async function createWebhook(ctx: RevioContext, input: CreateWebhookInput, options?: CallOptions): Promise<Webhook> {
   if (!input.allEvents && !input.events?.length) throw new RangeError('A webhook needs events or allEvents: true.');
   const body = input.allEvents
     ? { title: input.title, callback: input.callback, all_events: true, events: [] }
