@@ -12,7 +12,7 @@ export interface Config {
   /** Folder for the embedded PostgreSQL cluster and generated local secrets. */
   dataDir: string;
   embeddedPgPort: number;
-  /** Owner (migrations) connection; unset means "start embedded PostgreSQL". */
+  /** Owner (migrations) connection. With neither this nor authDatabaseUrl set, embedded PostgreSQL starts. */
   databaseUrl: string | undefined;
   /** The API's connection, as the NOINHERIT `authenticator` role. */
   authDatabaseUrl: string | undefined;
@@ -71,6 +71,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   if (config.databaseUrl && !config.authDatabaseUrl) {
     throw new ConfigError('AUTH_DATABASE_URL (the authenticator role) is required when DATABASE_URL is set.');
+  }
+  if (config.env === 'production' && !config.authDatabaseUrl) {
+    throw new ConfigError('AUTH_DATABASE_URL is required in production; the embedded PostgreSQL is for development only.');
   }
   if (config.env === 'production' && !config.jwt.privateJwk) {
     throw new ConfigError('JWT_PRIVATE_JWK is required in production; generate one with `npm run keys:generate`.');

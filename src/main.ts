@@ -1,7 +1,7 @@
-// `npm start`: the local whole. Without DATABASE_URL it starts the embedded
+// `npm start`: the local whole. Without database URLs it starts the embedded
 // PostgreSQL (data kept in PGWALLET_DATA_DIR), bootstraps roles, applies
-// migrations and serves the API. With DATABASE_URL it uses that server as is
-// (deploys run `npm run migrate` first; /ready reports pending migrations).
+// migrations and serves the API. With AUTH_DATABASE_URL it serves that server
+// as is: deploys run `npm run migrate` first, and /ready reports pending ones.
 import './graphile-env.ts';
 import { tokenSettingsFor } from './auth/local-keys.ts';
 import { runCli } from './cli/run-cli.ts';
@@ -22,7 +22,7 @@ await runCli(async () => {
     throw new StartupError(`Port ${config.port} is already in use, so the API cannot listen; stop the other process or set PORT.`);
   }
 
-  const local = config.databaseUrl ? undefined : await startLocalDatabase(config.dataDir, config.embeddedPgPort);
+  const local = config.authDatabaseUrl ? undefined : await startLocalDatabase(config.dataDir, config.embeddedPgPort);
   const stopLocal = async () => {
     await local?.stop();
   };

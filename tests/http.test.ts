@@ -70,6 +70,7 @@ describe('requests', () => {
       body: JSON.stringify({ query: `{ __typename }`, variables: { pad: 'x'.repeat(120_000) } }),
     });
     expect(response.status).toBe(413);
+    expect(((await response.json()) as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
   });
 
   it('answers unknown routes with a JSON 404', async () => {

@@ -45,6 +45,19 @@ function securityHeaders(development: boolean) {
   });
 }
 
+/**
+ * Refuses declared-too-large bodies before reading them, with a coded JSON
+ * error. (grafserv's maxRequestLength still stops undeclared, chunked ones.)
+ */
+function rejectLargeBodies(limit: number) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (Number(req.headers['content-length'] ?? 0) <= limit) return next();
+    res.status(413).set('connection', 'close').json({
+      errors: [{ message: `The request body is larger than ${limit} bytes.`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }],
+    });
+  };
+}
+
 function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -81,7 +94,7 @@ export async function startApi(options: ApiOptions): Promise<Api> {
   );
   app.use(securityHeaders(options.development));
   app.use(healthRoutes(options.authPool));
-  app.use('/graphql', bearerAuth(options.tokens));
+  app.use('/graphql', rejectLargeBodies(options.bodyLimitBytes), bearerAuth(options.tokens));
 
   const server = createServer(app);
   const preset = makePreset(options);
