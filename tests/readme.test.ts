@@ -1,0 +1,24 @@
+// The README's configuration table is the one list of settings: every
+// environment variable the code reads must be in it.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? sourceFiles(path) : name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+it('documents every environment variable read by the code', () => {
+  const read = new Set<string>();
+  for (const file of [...sourceFiles('src'), 'tests/global-setup.ts']) {
+    for (const match of readFileSync(file, 'utf8').matchAll(/\benv\.([A-Z][A-Z0-9_]+)|env\[['"]([A-Z][A-Z0-9_]+)['"]\]/g)) {
+      read.add(match[1] ?? match[2]);
+    }
+  }
+  const documented = new Set([...readFileSync('README.md', 'utf8').matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]));
+  expect(read.size).toBeGreaterThan(10);
+  expect([...read].filter((name) => !documented.has(name)).sort()).toEqual([]);
+});
