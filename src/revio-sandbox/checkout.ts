@@ -16,7 +16,7 @@ function render(res: Response, status: number, title: string, body: string): voi
 }
 
 function summary(purchase: Purchase): string {
-  const items = purchase.purchase.products.map((p) => escapeHtml(p.name)).join(', ');
+  const items = purchase.purchase.products.map((p) => p.name).join(', ');
   return `<h1>Pay ${escapeHtml(items)}</h1>
 <p class="amount" data-testid="amount">${escapeHtml(formatMoney(purchase.purchase.total, purchase.purchase.currency))}</p>
 <p class="hint">Reference ${escapeHtml(purchase.reference || purchase.reference_generated)} · ${escapeHtml(purchase.client.email)}</p>`;
