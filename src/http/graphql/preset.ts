@@ -8,6 +8,7 @@ import { makePgService } from 'postgraphile/adaptors/pg';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import type { AccessClaims, TokenSettings } from '../../auth/tokens.ts';
 import { makeAuthPlugin } from './auth-plugin.ts';
+import { ledgerPlugins } from './ledger-plugin.ts';
 import { makeMaskError } from './mask-error.ts';
 
 export interface PresetOptions {
@@ -36,7 +37,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const watch = options.development && Boolean(options.watchConnectionString);
   return {
     extends: [PostGraphileAmberPreset],
-    plugins: [makeAuthPlugin(options.tokens)],
+    plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins],
     pgServices: [
       makePgService({
         pool: options.authPool,

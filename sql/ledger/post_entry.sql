@@ -1,0 +1,96 @@
+-- The one way money moves: an entry with two or more legs, written at once.
+-- The triggers do the bookkeeping (sequence, balance_after, stored balance)
+-- and refuse anything wrong; this function adds the lock order and the early,
+-- clear errors.
+
+create or replace function ledger.post_entry(
+  p_kind ledger.entry_kind,
+  p_legs ledger.leg[],
+  p_memo text default null,
+  p_metadata jsonb default '{}',
+  p_idempotency_ref text default null,
+  p_reverses_entry_id uuid default null,
+  p_entry_id uuid default null          -- lets capture_hold name the entry before writing it
+)
+returns uuid
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_entry_id uuid := coalesce(p_entry_id, uuidv7());
+  v_legs ledger.leg[];
+  v_found int;
+  v_unbalanced int;
+begin
+  if exists (select from unnest(p_legs) l where l.account_id is null or l.amount is null or l.amount = 0) then
+    raise exception 'Every leg needs an account and a non-zero amount' using errcode = 'PW103'; -- AMOUNT_INVALID
+  end if;
+
+  -- One leg per account: a posting's sequence comes from its account row, so
+  -- two postings to one account in one INSERT would collide.
+  select coalesce(array_agg(row(m.account_id, m.amount)::ledger.leg order by m.account_id), '{}')
+    into v_legs
+    from (select l.account_id, sum(l.amount)::bigint as amount
+            from unnest(p_legs) l group by l.account_id) m
+   where m.amount <> 0;
+
+  -- Lock every account in id order. All writers lock this way (holds too),
+  -- so two entries touching the same accounts queue instead of deadlocking.
+  with locked as (
+    select a.id, a.currency from ledger.accounts a
+     where a.id = any (array(select l.account_id from unnest(v_legs) l))
+     order by a.id
+       for update
+  )
+  select (select count(*) from locked),
+         (select count(*) from (select k.currency from locked k join unnest(v_legs) l on l.account_id = k.id
+                                 group by k.currency having sum(l.amount) <> 0) u)
+    into v_found, v_unbalanced;
+
+  if v_found <> cardinality(v_legs) then
+    raise exception 'An account in this entry does not exist' using errcode = 'PW125'; -- ACCOUNT_NOT_FOUND
+  end if;
+  if cardinality(v_legs) < 2 or v_unbalanced > 0 then
+    raise exception 'An entry needs at least two accounts and must sum to zero in each currency'
+      using errcode = 'PW120'; -- ENTRY_UNBALANCED
+  end if;
+
+  insert into ledger.entries (id, kind, memo, metadata, idempotency_ref, reverses_entry_id)
+  values (v_entry_id, p_kind, p_memo, coalesce(p_metadata, '{}'), p_idempotency_ref, p_reverses_entry_id);
+
+  insert into ledger.postings (entry_id, account_id, amount)
+  select v_entry_id, l.account_id, l.amount from unnest(v_legs) l order by l.account_id;
+
+  return v_entry_id;
+end;
+$$;
+comment on function ledger.post_entry(ledger.entry_kind, ledger.leg[], text, jsonb, text, uuid, uuid) is
+  'Posts one balanced entry atomically; raises INSUFFICIENT_FUNDS, WALLET_FROZEN, CURRENCY_MISMATCH, ENTRY_UNBALANCED, ACCOUNT_NOT_FOUND.';
+
+-- The common case: move an amount from one account to another.
+create or replace function ledger.move(
+  p_kind ledger.entry_kind,
+  p_from uuid,
+  p_to uuid,
+  p_amount bigint,
+  p_memo text default null,
+  p_metadata jsonb default '{}',
+  p_idempotency_ref text default null
+)
+returns uuid
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_amount is null or p_amount <= 0 then
+    raise exception 'The amount must be a positive number of minor units' using errcode = 'PW103'; -- AMOUNT_INVALID
+  end if;
+  return ledger.post_entry(p_kind, array[row(p_from, -p_amount), row(p_to, p_amount)]::ledger.leg[],
+                           p_memo, p_metadata, p_idempotency_ref);
+end;
+$$;
+
+revoke all on function ledger.post_entry(ledger.entry_kind, ledger.leg[], text, jsonb, text, uuid, uuid) from public;
+revoke all on function ledger.move(ledger.entry_kind, uuid, uuid, bigint, text, jsonb, text) from public;
