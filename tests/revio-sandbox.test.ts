@@ -167,6 +167,8 @@ describe('REST shortcuts and payouts', () => {
   it('validates faults and reports them', async () => {
     const bad = await fetch(`${sandbox.url}/_sandbox/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ endpoints: { createPurchase: { errorRate: 2 } } }) });
     expect(bad.status).toBe(400);
+    const malformed = await fetch(`${sandbox.url}/_sandbox/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{oops' });
+    expect(malformed.status).toBe(400);
     const unknown = await fetch(`${sandbox.url}/_sandbox/faults`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ endpoints: { refund: { errorRate: 1 } } }) });
     expect(unknown.status).toBe(400);
     const good = await fetch(`${sandbox.url}/_sandbox/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ endpoints: { createPurchase: { errorRate: 1, errorStatus: 500 } } }) });

@@ -127,7 +127,11 @@ export async function startRevioSandbox(options: RevioSandboxOptions = {}): Prom
   app.use('/_sandbox', adminRouter(core));
   app.get('/', (_req, res) => res.redirect(302, '/_sandbox/'));
   app.use((_req: Request, res: Response) => send(res, new ApiError(404, { code: 'not_found', message: 'Not found.' })));
-  app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((error: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
+    // Body-parser errors (malformed JSON or form, too large) carry a 4xx status.
+    if (error.status && error.status >= 400 && error.status < 500) {
+      return send(res, new ApiError(error.status, { code: 'invalid_request', message: error.status === 413 ? 'Request body is too large.' : 'Request body is not valid.' }));
+    }
     options.logger?.warn({ err: { message: error.message } }, 'Revio sandbox request failed');
     send(res, new ApiError(500, { code: 'internal_error', message: 'Internal server error.' }));
   });

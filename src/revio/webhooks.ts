@@ -1,5 +1,6 @@
 // Webhook registration (REVIO_API.md §4) and the company public key.
 import type { RevioContext } from './context.ts';
+import { RevioError } from './errors.ts';
 import { collectPages } from './pagination.ts';
 import type { CallOptions, CreateWebhookInput, Webhook } from './types.ts';
 
@@ -29,7 +30,7 @@ export async function deleteWebhook(ctx: RevioContext, webhookId: string, option
 export async function getPublicKey(ctx: RevioContext, options?: CallOptions): Promise<string> {
   const key = await ctx.http.request<unknown>({ operation: 'getPublicKey', method: 'GET', path: 'public_key/' }, options);
   if (typeof key !== 'string' || !key.includes('-----BEGIN')) {
-    throw new TypeError('Revio GET /public_key/ did not return a PEM string.');
+    throw new RevioError({ kind: 'invalid_response', operation: 'getPublicKey', method: 'GET', path: '/public_key/', status: 200 }, false);
   }
   return key;
 }
