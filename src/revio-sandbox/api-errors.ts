@@ -116,3 +116,9 @@ export function emailOf(value: unknown, path: string[]): string {
   if (value.length > 254 || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value)) throw fieldError(path, 'Enter a valid email address.');
   return value;
 }
+
+/** `brand_id` must be the sandbox's one brand. */
+export function requireBrand(body: Json, brandId: string): void {
+  if (body.brand_id === undefined || body.brand_id === null || body.brand_id === '') throw fieldError(['brand_id'], 'This field is required.', 'required');
+  if (body.brand_id !== brandId) throw fieldError(['brand_id'], 'Brand with this id does not exist or does not belong to your company.');
+}

@@ -5,7 +5,7 @@
 // mock-bank "reject" account for debit orders, reused here) always fails.
 import { randomUUID } from 'node:crypto';
 import type { Payout } from '../revio/types.ts';
-import { asObject, conflict, currencyOf, emailOf, fieldError, integerIn, notFound, optionalString, refused, requiredString } from './api-errors.ts';
+import { asObject, conflict, currencyOf, emailOf, fieldError, integerIn, notFound, optionalString, refused, requiredString, requireBrand } from './api-errors.ts';
 import type { SandboxCore } from './core.ts';
 
 export const REJECTED_ACCOUNT = '910000001';
@@ -13,8 +13,7 @@ export const PAYOUT_PROVIDER = 'bank';
 
 export function createPayout(core: SandboxCore, rawBody: unknown): Payout {
   const body = asObject(rawBody, []);
-  if (body.brand_id === undefined || body.brand_id === null || body.brand_id === '') throw fieldError(['brand_id'], 'This field is required.', 'required');
-  if (body.brand_id !== core.settings.brandId) throw fieldError(['brand_id'], 'Brand with this id does not exist or does not belong to your company.');
+  requireBrand(body, core.settings.brandId);
   const client = asObject(body.client, ['client']);
   emailOf(client.email, ['client', 'email']);
   const payment = asObject(body.payment, ['payment']);
@@ -102,7 +101,8 @@ export function failPayout(core: SandboxCore, id: string, input: { code?: string
   const payout = getPayout(core, id);
   if (payout.status !== 'pending' && payout.status !== 'initialized') throw conflict(`A payout in status ${payout.status} cannot fail any more.`);
   const error = { code: input.code ?? 'payout_failed', message: input.message ?? 'The bank did not accept the payout.' };
-  (payout.transaction_data as { attempts: unknown[] }).attempts.push({ type: 'execute', successful: false, processing_time: core.now(), error });
+  payout.transaction_data ??= { attempts: [] };
+  payout.transaction_data.attempts.push({ type: 'execute', successful: false, processing_time: core.now(), error });
   core.transition(payout, 'error');
   core.emit('payout.failed', payout);
   return payout;

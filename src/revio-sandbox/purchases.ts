@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Product, Purchase } from '../revio/types.ts';
 import {
-  asObject, conflict, currencyOf, emailOf, fieldError, integerIn, notFound, optionalString, optionalUrl, refused, type Json,
+  asObject, conflict, currencyOf, emailOf, fieldError, integerIn, notFound, optionalString, optionalUrl, refused, requireBrand, type Json,
 } from './api-errors.ts';
 import { checkCard, successCard, type CardInput } from './cards.ts';
 import type { SandboxCore } from './core.ts';
@@ -37,8 +37,7 @@ function parseProducts(value: unknown): { products: Product[]; total: number } {
 
 export function createPurchase(core: SandboxCore, rawBody: unknown): Purchase {
   const body = asObject(rawBody, []);
-  if (body.brand_id === undefined || body.brand_id === null || body.brand_id === '') throw fieldError(['brand_id'], 'This field is required.', 'required');
-  if (body.brand_id !== core.settings.brandId) throw fieldError(['brand_id'], 'Brand with this id does not exist or does not belong to your company.');
+  requireBrand(body, core.settings.brandId);
   if (body.client_id !== undefined && body.client_id !== null) {
     throw fieldError(['client_id'], 'Saved clients are not supported by the sandbox; send "client".', 'unsupported');
   }

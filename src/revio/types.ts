@@ -65,11 +65,24 @@ export interface AttemptError {
   message: string;
 }
 
-export interface Purchase {
+/** Fields purchases and payouts share. */
+export interface RevioObject {
   id: string;
+  status_history: StatusHistoryEntry[];
+  /** Our own reference (deposit or withdrawal id); '' when none was sent. */
+  reference: string;
+  reference_generated: string;
+  brand_id: string;
+  company_id: string;
+  is_test: boolean;
+  created_on: number;
+  updated_on: number;
+  [key: string]: unknown;
+}
+
+export interface Purchase extends RevioObject {
   type: 'purchase';
   status: PurchaseStatus;
-  status_history: StatusHistoryEntry[];
   checkout_url: string;
   purchase: {
     currency: string;
@@ -82,13 +95,6 @@ export interface Purchase {
   payment: PaymentDetails | null;
   transaction_data: { attempts: { error?: AttemptError | null; [key: string]: unknown }[]; [key: string]: unknown };
   client: PurchaseClient;
-  reference: string;
-  reference_generated: string;
-  brand_id: string;
-  company_id: string;
-  is_test: boolean;
-  created_on: number;
-  updated_on: number;
   due: number | null;
   success_redirect: string | null;
   failure_redirect: string | null;
@@ -106,21 +112,14 @@ export interface PayoutClient {
   [key: string]: unknown;
 }
 
-export interface Payout {
-  id: string;
+export interface Payout extends RevioObject {
   type: 'payout';
   status: PayoutStatus;
-  status_history: StatusHistoryEntry[];
   execution_url: string;
   payment: PaymentDetails;
   client: PayoutClient;
-  reference: string;
-  reference_generated: string;
-  brand_id: string;
-  company_id: string;
-  is_test: boolean;
-  created_on: number;
-  updated_on: number;
+  /** Where the sandbox puts a failure's reason ([A]: undocumented for payouts). */
+  transaction_data?: { attempts: { error?: AttemptError | null; [key: string]: unknown }[]; [key: string]: unknown };
   [key: string]: unknown;
 }
 
