@@ -20,13 +20,9 @@ export interface LedgerUser {
 /** Registers a user straight through SQL (as the owner), without the API. */
 export async function createUser(db: Queryable, label = 'ledger'): Promise<LedgerUser> {
   const email = uniqueEmail(label);
-  const { rows } = await db.query(
-    `select r.user_id, a.id as wallet_id
-       from app_private.register($1, $2, $3) r
-       join ledger.accounts a on a.owner_id = r.user_id and a.currency = 'ZAR'`,
-    [email, PASSWORD, `Test ${label}`],
-  );
-  return { userId: rows[0].user_id, email, walletId: rows[0].wallet_id };
+  const { rows } = await db.query(`select user_id from app_private.register($1, $2, $3)`, [email, PASSWORD, `Test ${label}`]);
+  const userId: string = rows[0].user_id;
+  return { userId, email, walletId: await walletOf(db, userId) };
 }
 
 export async function walletOf(db: Queryable, userId: string, currency = 'ZAR'): Promise<string> {
