@@ -3,8 +3,7 @@ import { resolve } from 'node:path';
 import type { SandboxFaultsInput } from './faults.ts';
 import type { RevioSandboxOptions } from './server.ts';
 
-function number(env: NodeJS.ProcessEnv, name: string, fallback: number | undefined, positive = false): number | undefined {
-  const raw = env[name];
+function number(name: string, raw: string | undefined, fallback: number | undefined, positive = false): number | undefined {
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isFinite(value) || value < 0 || (positive && value === 0)) throw new RangeError(`${name} must be a ${positive ? 'positive' : 'non-negative'} number, got "${raw}".`);
@@ -31,16 +30,16 @@ export function sandboxOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Rev
     }
   }
   return {
-    port: number(env, 'REVIO_SANDBOX_PORT', 4010),
+    port: number('REVIO_SANDBOX_PORT', env.REVIO_SANDBOX_PORT, 4010),
     host: env.REVIO_SANDBOX_HOST || '127.0.0.1',
     publicUrl: env.REVIO_SANDBOX_PUBLIC_URL || undefined,
     apiKey: env.REVIO_SANDBOX_API_KEY || undefined,
     brandId: env.REVIO_SANDBOX_BRAND_ID || undefined,
     stateFile,
     privateKeyPem: env.REVIO_SANDBOX_PRIVATE_KEY || undefined,
-    timeScale: number(env, 'REVIO_SANDBOX_TIME_SCALE', 1, true),
-    deliveryTimeoutMs: number(env, 'REVIO_SANDBOX_DELIVERY_TIMEOUT_MS', 15_000, true),
-    payoutAutoCompleteMs: number(env, 'REVIO_SANDBOX_PAYOUT_AUTO_COMPLETE_MS', undefined),
+    timeScale: number('REVIO_SANDBOX_TIME_SCALE', env.REVIO_SANDBOX_TIME_SCALE, 1, true),
+    deliveryTimeoutMs: number('REVIO_SANDBOX_DELIVERY_TIMEOUT_MS', env.REVIO_SANDBOX_DELIVERY_TIMEOUT_MS, 15_000, true),
+    payoutAutoCompleteMs: number('REVIO_SANDBOX_PAYOUT_AUTO_COMPLETE_MS', env.REVIO_SANDBOX_PAYOUT_AUTO_COMPLETE_MS, undefined),
     webhooks: env.REVIO_SANDBOX_WEBHOOK_URL ? [{ callback: env.REVIO_SANDBOX_WEBHOOK_URL, title: 'REVIO_SANDBOX_WEBHOOK_URL' }] : undefined,
     faults,
   };
