@@ -129,9 +129,12 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     url: `http://${hostForUrl}:${port}`,
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Keep-alive sockets with no request in flight would hold close() open.
+      // Keep-alive sockets would hold close() open for their idle timeout; drop
+      // each one as soon as its in-flight request has been answered.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       server.closeIdleConnections();
       await closed;
+      clearInterval(sweep);
       await release();
     },
   };
