@@ -12,6 +12,7 @@ import { migrate } from './db/migrate.ts';
 import { makePool } from './db/pools.ts';
 import { startApi } from './http/app.ts';
 import { makeLogger } from './logger.ts';
+import { startWorker } from './worker/runner.ts';
 
 await runCli(async () => {
   const startedAt = performance.now();
@@ -28,6 +29,10 @@ await runCli(async () => {
   };
   try {
     if (local) await migrate(local.databaseUrl);
+    // Jobs and cron (hold expiry, idempotency purge) need the owner's URL. Started
+    // before the API so its schema exists before PostGraphile watches for DDL.
+    const ownerUrl = local?.databaseUrl ?? config.databaseUrl;
+    const worker = ownerUrl ? await startWorker({ connectionString: ownerUrl, logger }) : undefined;
     const authPool = makePool(local?.authDatabaseUrl ?? config.authDatabaseUrl!, 'api', logger);
     const api = await startApi({
       host: config.host,
@@ -48,6 +53,7 @@ await runCli(async () => {
       stopping = true;
       logger.info({ signal }, 'shutting down: draining requests');
       await api.close();
+      await worker?.stop();
       await authPool.end();
       await stopLocal();
       logger.info('stopped');

@@ -1,0 +1,102 @@
+// The graphile-worker runner: jobs queued in the database (cron included) run
+// here, in the same process as the API (src/main.ts) or on their own.
+//
+// The worker connects as the database owner: graphile-worker must own its
+// schema, and the ledger tasks call owner-only functions. It gets its own pool
+// (never the API's authenticator pool; see docs/runbook-ledger.md).
+//
+// Schema: graphile-worker installs and upgrades its own `graphile_worker`
+// schema through its migrations (`runMigrations`), as the owner, when the
+// worker starts. It is not part of our graphile-migrate history: that schema
+// is versioned by graphile-worker, and copying its SQL into our migrations
+// would fight its own migration table. Anything that queues jobs from SQL
+// therefore needs the worker to have started once (installWorkerSchema does it
+// without running jobs).
+import { Logger as WorkerLogger, run, runMigrations, type Runner } from 'graphile-worker';
+import type { Logger } from 'pino';
+import { makePool } from '../db/pools.ts';
+import { makeCronItems, makeTaskList } from './tasks/index.ts';
+
+export interface WorkerSettings {
+  concurrency: number;
+  idempotencyRetentionDays: number;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got "${raw}".`);
+  return value;
+}
+
+/** WORKER_CONCURRENCY (default 2) and IDEMPOTENCY_RETENTION_DAYS (default 7). */
+export function workerSettingsFrom(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
+  return {
+    concurrency: positiveInt(env, 'WORKER_CONCURRENCY', 2),
+    idempotencyRetentionDays: positiveInt(env, 'IDEMPOTENCY_RETENTION_DAYS', 7),
+  };
+}
+
+/** graphile-worker's log lines, through our pino logger. */
+function workerLogger(logger: Logger): WorkerLogger {
+  const log = logger.child({ component: 'worker' });
+  return new WorkerLogger((scope) => (level, message, meta) => {
+    const fields = { ...scope, ...(meta ?? {}) };
+    if (level === 'error') log.error(fields, message);
+    else if (level === 'warning') log.warn(fields, message);
+    else if (level === 'info') log.info(fields, message);
+    else log.debug(fields, message);
+  });
+}
+
+export interface StartWorkerOptions extends Partial<WorkerSettings> {
+  /** Owner connection string. */
+  connectionString: string;
+  logger: Logger;
+  /** Run the periodic tasks (default true). */
+  cron?: boolean;
+}
+
+export interface Worker {
+  runner: Runner;
+  /** Waits for running jobs to finish, then closes the pool. */
+  stop(): Promise<void>;
+}
+
+export async function startWorker(options: StartWorkerOptions): Promise<Worker> {
+  const settings = { ...workerSettingsFrom(), ...definedOnly(options) };
+  const pool = makePool(options.connectionString, 'worker', options.logger, settings.concurrency + 2);
+  try {
+    const runner = await run({
+      pgPool: pool,
+      taskList: makeTaskList(settings),
+      parsedCronItems: options.cron === false ? [] : makeCronItems(),
+      concurrency: settings.concurrency,
+      noHandleSignals: true,
+      logger: workerLogger(options.logger),
+    });
+    return {
+      runner,
+      async stop() {
+        await runner.stop();
+        await pool.end();
+      },
+    };
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+}
+
+/** Installs or upgrades the graphile_worker schema without running any job. */
+export async function installWorkerSchema(connectionString: string, logger: Logger): Promise<void> {
+  await runMigrations({ connectionString, logger: workerLogger(logger) });
+}
+
+function definedOnly(options: StartWorkerOptions): Partial<WorkerSettings> {
+  const out: Partial<WorkerSettings> = {};
+  if (options.concurrency !== undefined) out.concurrency = options.concurrency;
+  if (options.idempotencyRetentionDays !== undefined) out.idempotencyRetentionDays = options.idempotencyRetentionDays;
+  return out;
+}
