@@ -55,7 +55,7 @@ create table ledger.accounts (
   constraint accounts_wallets_never_negative check (kind <> 'user_wallet' or not allow_negative),
   constraint accounts_wallet_has_one_shard check (kind <> 'user_wallet' or shard = 0),
   constraint accounts_available_not_negative check (allow_negative or balance - held >= 0)
-);
+) with (fillfactor = 50);  -- room on each page for the many HOT updates of balances
 create unique index accounts_one_wallet_per_currency on ledger.accounts (owner_id, currency) where kind = 'user_wallet';
 create unique index accounts_system_shard on ledger.accounts (kind, currency, shard) where kind <> 'user_wallet';
 
@@ -67,12 +67,16 @@ create table ledger.entries (
   effective_at      timestamptz not null default now(),
   created_at        timestamptz not null default now(),
   metadata          jsonb not null default '{}' check (jsonb_typeof(metadata) = 'object'),
-  reverses_entry_id uuid unique references ledger.entries,
+  reverses_entry_id uuid references ledger.entries,
   -- The transaction that wrote the entry: postings may be added to an entry
   -- only by that transaction (see tg_postings_before_insert).
   txid              xid8 not null default pg_current_xact_id()
 );
-create index entries_created_at_idx on ledger.entries (created_at);
+-- An entry is reversed at most once.
+create unique index entries_reversed_once on ledger.entries (reverses_entry_id) where reverses_entry_id is not null;
+-- For "what moved in this period": entries arrive in time order, so BRIN is
+-- enough and costs next to nothing on insert.
+create index entries_created_at_idx on ledger.entries using brin (created_at);
 
 create table ledger.postings (
   id            uuid primary key default uuidv7(),
@@ -106,17 +110,19 @@ create index holds_open_by_account_idx on ledger.holds (account_id) where status
 create index holds_open_by_expiry_idx on ledger.holds (expires_at) where status = 'placed';
 
 -- Idempotency: (caller, key) → the fingerprint of the first request and the
--- entry it made. Purged after a retention window by the worker.
+-- entry it made. The entry's id is chosen when the key is claimed, before the
+-- entry exists, hence the deferred foreign key. Purged after a retention
+-- window by the worker (BRIN: rows arrive in time order, the index is tiny).
 create table app_private.idempotency_records (
   caller      text not null,
   key         text not null,
   operation   text not null,
   fingerprint bytea not null,
-  entry_id    uuid references ledger.entries,
+  entry_id    uuid not null references ledger.entries deferrable initially deferred,
   created_at  timestamptz not null default now(),
   primary key (caller, key)
 );
-create index idempotency_records_created_at_idx on app_private.idempotency_records (created_at);
+create index idempotency_records_created_at_idx on app_private.idempotency_records using brin (created_at);
 
 -- What transfer returns: the new entry as the sender sees it.
 create type app_public.transfer_entry as (

@@ -109,7 +109,7 @@ describe('idempotency under races', () => {
     await fund(db, a.walletId, 1000);
     const key = randomUUID();
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => db.query(`select (app_private.transfer($1, $2, $3, 100, $4, 'once')).*`, [a.userId, a.walletId, b.email, key])),
+      Array.from({ length: 20 }, () => db.query(`select * from app_private.transfer($1, $2, $3, 100, $4, 'once')`, [a.userId, a.walletId, b.email, key])),
     );
     expect(new Set(results.map((r) => r.rows[0].id)).size).toBe(1);
     expect((await accountState(db, a.walletId)).balance).toBe(900n);

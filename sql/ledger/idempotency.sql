@@ -2,24 +2,22 @@
 -- inserting the record in its own transaction. Identical requests racing it
 -- wait on the primary key until it commits, then find the record and return
 -- the first result; if it rolls back (the transfer failed), one of them takes
--- over. So 20 identical requests at once make exactly one entry.
+-- over. So 20 identical requests at once make exactly one entry. A failed
+-- request leaves no record: repeating it runs it again.
 
-create or replace function app_private.assert_idempotency_key(p_key text)
-returns void
-language plpgsql
-immutable
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-  if p_key is null or length(p_key) not between 1 and 200 then
-    raise exception 'An idempotency key of 1 to 200 characters is required' using errcode = 'PW110'; -- IDEMPOTENCY_KEY_INVALID
-  end if;
-end;
-$$;
-
--- Returns null when the key is now ours (go ahead and do the work, then call
--- idempotency_complete), or the entry made by the first identical request.
-create or replace function app_private.idempotency_claim(p_caller text, p_key text, p_operation text, p_request jsonb)
+-- Claims (caller, key) for a request that will write the entry p_entry_id
+-- (an id chosen by the caller, so the record is complete when inserted and
+-- never updated). Returns null when the key is now ours: go ahead and post
+-- that entry in this transaction (the foreign key, deferred, insists on it).
+-- Returns the first request's entry when the key was used for the same
+-- request; refuses a different request with IDEMPOTENCY_KEY_REUSED.
+create or replace function app_private.idempotency_claim(
+  p_caller text,
+  p_key text,
+  p_operation text,
+  p_request jsonb,
+  p_entry_id uuid
+)
 returns uuid
 language plpgsql
 volatile
@@ -30,9 +28,11 @@ declare
   v_fingerprint bytea := sha256(convert_to(p_operation || ':' || p_request::text, 'UTF8'));
   v_record app_private.idempotency_records;
 begin
-  perform app_private.assert_idempotency_key(p_key);
-  insert into app_private.idempotency_records (caller, key, operation, fingerprint)
-  values (p_caller, p_key, p_operation, v_fingerprint)
+  if p_key is null or length(p_key) not between 1 and 200 then
+    raise exception 'An idempotency key of 1 to 200 characters is required' using errcode = 'PW110'; -- IDEMPOTENCY_KEY_INVALID
+  end if;
+  insert into app_private.idempotency_records (caller, key, operation, fingerprint, entry_id)
+  values (p_caller, p_key, p_operation, v_fingerprint, p_entry_id)
   on conflict (caller, key) do nothing;
   if found then
     return null;
@@ -43,15 +43,6 @@ begin
   end if;
   return v_record.entry_id;
 end;
-$$;
-
-create or replace function app_private.idempotency_complete(p_caller text, p_key text, p_entry_id uuid)
-returns void
-language sql
-volatile
-set search_path = pg_catalog, pg_temp
-as $$
-  update app_private.idempotency_records set entry_id = p_entry_id where caller = p_caller and key = p_key;
 $$;
 
 -- Deletes records older than the window, in batches so that no long lock is
@@ -81,7 +72,5 @@ end;
 $$;
 
 revoke all on app_private.idempotency_records from public, app_anonymous, app_user, app_admin, app_auditor, authenticator;
-revoke all on function app_private.assert_idempotency_key(text) from public;
-revoke all on function app_private.idempotency_claim(text, text, text, jsonb) from public;
-revoke all on function app_private.idempotency_complete(text, text, uuid) from public;
+revoke all on function app_private.idempotency_claim(text, text, text, jsonb, uuid) from public;
 revoke all on function app_private.purge_idempotency_records(interval, int) from public;

@@ -20,33 +20,40 @@ as $$
 declare
   v_entry_id uuid := coalesce(p_entry_id, uuidv7());
   v_legs ledger.leg[];
-  v_found int;
-  v_unbalanced int;
+  v_bad_leg boolean;
+  v_found bigint;
+  v_unbalanced bigint;
 begin
-  if exists (select from unnest(p_legs) l where l.account_id is null or l.amount is null or l.amount = 0) then
+  -- One leg per account: a posting's sequence comes from its account row, so
+  -- two postings to one account in one INSERT would collide. Merge them.
+  select coalesce(array_agg(row(m.account_id, m.amount)::ledger.leg order by m.account_id) filter (where m.amount <> 0), '{}'),
+         coalesce(bool_or(m.bad), false)
+    into v_legs, v_bad_leg
+    from (select l.account_id, sum(l.amount)::bigint as amount,
+                 bool_or(l.account_id is null or l.amount is null or l.amount = 0) as bad
+            from unnest(p_legs) l group by l.account_id) m;
+  if v_bad_leg then
     raise exception 'Every leg needs an account and a non-zero amount' using errcode = 'PW103'; -- AMOUNT_INVALID
   end if;
 
-  -- One leg per account: a posting's sequence comes from its account row, so
-  -- two postings to one account in one INSERT would collide.
-  select coalesce(array_agg(row(m.account_id, m.amount)::ledger.leg order by m.account_id), '{}')
-    into v_legs
-    from (select l.account_id, sum(l.amount)::bigint as amount
-            from unnest(p_legs) l group by l.account_id) m
-   where m.amount <> 0;
+  -- Written before the accounts are locked, to keep the locks short; its
+  -- postings follow below, and the whole entry is checked again at commit.
+  insert into ledger.entries (id, kind, memo, metadata, idempotency_ref, reverses_entry_id)
+  values (v_entry_id, p_kind, p_memo, coalesce(p_metadata, '{}'), p_idempotency_ref, p_reverses_entry_id);
 
   -- Lock every account in id order. All writers lock this way (holds too),
   -- so two entries touching the same accounts queue instead of deadlocking.
-  with locked as (
-    select a.id, a.currency from ledger.accounts a
-     where a.id = any (array(select l.account_id from unnest(v_legs) l))
-     order by a.id
-       for update
-  )
-  select (select count(*) from locked),
-         (select count(*) from (select k.currency from locked k join unnest(v_legs) l on l.account_id = k.id
-                                 group by k.currency having sum(l.amount) <> 0) u)
-    into v_found, v_unbalanced;
+  -- The same statement sums the legs per currency for an early, clear error
+  -- (the deferred trigger on entries checks again at commit).
+  select coalesce(sum(g.legs), 0), count(*) filter (where g.total <> 0)
+    into v_found, v_unbalanced
+    from (select k.currency, count(*) as legs, sum(l.amount) as total
+            from (select a.id, a.currency from ledger.accounts a
+                   where a.id = any (array(select l.account_id from unnest(v_legs) l))
+                   order by a.id
+                     for update) k
+            join unnest(v_legs) l on l.account_id = k.id
+           group by k.currency) g;
 
   if v_found <> cardinality(v_legs) then
     raise exception 'An account in this entry does not exist' using errcode = 'PW125'; -- ACCOUNT_NOT_FOUND
@@ -55,9 +62,6 @@ begin
     raise exception 'An entry needs at least two accounts and must sum to zero in each currency'
       using errcode = 'PW120'; -- ENTRY_UNBALANCED
   end if;
-
-  insert into ledger.entries (id, kind, memo, metadata, idempotency_ref, reverses_entry_id)
-  values (v_entry_id, p_kind, p_memo, coalesce(p_metadata, '{}'), p_idempotency_ref, p_reverses_entry_id);
 
   insert into ledger.postings (entry_id, account_id, amount)
   select v_entry_id, l.account_id, l.amount from unnest(v_legs) l order by l.account_id;
@@ -76,7 +80,8 @@ create or replace function ledger.move(
   p_amount bigint,
   p_memo text default null,
   p_metadata jsonb default '{}',
-  p_idempotency_ref text default null
+  p_idempotency_ref text default null,
+  p_entry_id uuid default null
 )
 returns uuid
 language plpgsql
@@ -88,9 +93,9 @@ begin
     raise exception 'The amount must be a positive number of minor units' using errcode = 'PW103'; -- AMOUNT_INVALID
   end if;
   return ledger.post_entry(p_kind, array[row(p_from, -p_amount), row(p_to, p_amount)]::ledger.leg[],
-                           p_memo, p_metadata, p_idempotency_ref);
+                           p_memo, p_metadata, p_idempotency_ref, null, p_entry_id);
 end;
 $$;
 
 revoke all on function ledger.post_entry(ledger.entry_kind, ledger.leg[], text, jsonb, text, uuid, uuid) from public;
-revoke all on function ledger.move(ledger.entry_kind, uuid, uuid, bigint, text, jsonb, text) from public;
+revoke all on function ledger.move(ledger.entry_kind, uuid, uuid, bigint, text, jsonb, text, uuid) from public;

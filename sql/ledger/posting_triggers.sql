@@ -10,18 +10,21 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_account ledger.accounts;
-  v_entry_txid xid8;
+  v_account record;
 begin
-  -- Usually already locked by post_entry (in id order); locking again is
-  -- cheap, and it serialises a hand-written INSERT just the same.
-  select a.* into v_account from ledger.accounts a where a.id = new.account_id for update;
+  -- One lookup for the account (locked: usually already by post_entry, in id
+  -- order; locking again is cheap and serialises a hand-written INSERT just
+  -- the same) and the entry the posting joins.
+  select a.id, a.currency, a.balance, a.version, a.frozen, e.txid as entry_txid
+    into v_account
+    from ledger.accounts a
+    left join ledger.entries e on e.id = new.entry_id
+   where a.id = new.account_id
+     for update of a;
   if not found then
     raise exception 'Account % does not exist', new.account_id using errcode = 'PW125'; -- ACCOUNT_NOT_FOUND
   end if;
-
-  select e.txid into v_entry_txid from ledger.entries e where e.id = new.entry_id;
-  if v_entry_txid is distinct from pg_current_xact_id() then
+  if v_account.entry_txid is distinct from pg_current_xact_id() then
     raise exception 'Postings can be added only to an entry written in the same transaction'
       using errcode = 'PW121'; -- LEDGER_IMMUTABLE
   end if;

@@ -46,10 +46,10 @@ as $$
 declare
   v_memo text := nullif(btrim(p_memo), '');
   v_caller text := 'user:' || p_caller;
-  v_entry_id uuid;
+  v_entry_id uuid := uuidv7();
+  v_first_entry_id uuid;
   v_from ledger.accounts;
-  v_recipient_id uuid;
-  v_to_id uuid;
+  v_recipient record;
 begin
   if p_amount is null or p_amount <= 0 or p_amount > ledger.max_amount() then
     raise exception 'The amount must be a whole number of minor units between 1 and %', ledger.max_amount()
@@ -59,10 +59,11 @@ begin
     raise exception 'The memo may be at most 140 characters' using errcode = 'PW111'; -- MEMO_INVALID
   end if;
 
-  v_entry_id := app_private.idempotency_claim(v_caller, p_idempotency_key, 'transfer',
-    jsonb_build_object('from', p_from_wallet_id, 'to', lower(btrim(p_to_email)), 'amount', p_amount, 'memo', v_memo));
-  if v_entry_id is not null then
-    return app_private.transfer_entry(v_entry_id);
+  v_first_entry_id := app_private.idempotency_claim(v_caller, p_idempotency_key, 'transfer',
+    jsonb_build_object('from', p_from_wallet_id, 'to', lower(btrim(p_to_email)), 'amount', p_amount, 'memo', v_memo),
+    v_entry_id);
+  if v_first_entry_id is not null then
+    return app_private.transfer_entry(v_first_entry_id);
   end if;
 
   -- Someone else's wallet is reported exactly like a missing one.
@@ -72,25 +73,28 @@ begin
     raise exception 'Wallet % not found', p_from_wallet_id using errcode = 'PW106'; -- WALLET_NOT_FOUND
   end if;
 
-  select u.id into v_recipient_id from app_public.users u where u.email = btrim(p_to_email)::citext;
+  select u.id, u.full_name, a.id as wallet_id into v_recipient
+    from app_public.users u
+    left join ledger.accounts a on a.kind = 'user_wallet' and a.owner_id = u.id and a.currency = v_from.currency
+   where u.email = btrim(p_to_email)::citext;
   if not found then
     raise exception 'No user has the email address %', p_to_email using errcode = 'PW107'; -- RECIPIENT_NOT_FOUND
   end if;
-  if v_recipient_id = p_caller then
+  if v_recipient.id = p_caller then
     raise exception 'You cannot transfer money to yourself' using errcode = 'PW108'; -- TRANSFER_TO_SELF
   end if;
-
-  select a.id into v_to_id from ledger.accounts a
-   where a.kind = 'user_wallet' and a.owner_id = v_recipient_id and a.currency = v_from.currency;
-  if not found then
+  if v_recipient.wallet_id is null then
     raise exception 'The recipient has no % wallet', v_from.currency using errcode = 'PW104'; -- CURRENCY_MISMATCH
   end if;
 
-  v_entry_id := ledger.move('transfer', v_from.id, v_to_id, p_amount, v_memo,
-                            jsonb_build_object('from_user', p_caller, 'to_user', v_recipient_id),
-                            v_caller || '/' || p_idempotency_key);
-  perform app_private.idempotency_complete(v_caller, p_idempotency_key, v_entry_id);
-  return app_private.transfer_entry(v_entry_id);
+  -- Accounts are locked only in here, after every check above, to keep the
+  -- time wallets stay locked short.
+  perform ledger.move('transfer', v_from.id, v_recipient.wallet_id, p_amount, v_memo,
+                      jsonb_build_object('from_user', p_caller, 'to_user', v_recipient.id),
+                      v_caller || '/' || p_idempotency_key, v_entry_id);
+  -- The entry as transfer_entry(v_entry_id) would read it back.
+  return row(v_entry_id, 'transfer', p_amount, v_from.currency, v_memo, v_from.id, v_recipient.wallet_id,
+             v_recipient.full_name, now())::app_public.transfer_entry;
 end;
 $$;
 
@@ -146,27 +150,26 @@ set search_path = pg_catalog, public, pg_temp
 as $$
 declare
   v_caller text := 'user:' || p_caller;
-  v_entry_id uuid;
+  v_entry_id uuid := uuidv7();
+  v_first_entry_id uuid;
   v_from ledger.accounts;
 begin
   if p_amount is null or p_amount <= 0 or p_amount > ledger.max_amount() then
     raise exception 'The amount must be a whole number of minor units between 1 and %', ledger.max_amount()
       using errcode = 'PW103'; -- AMOUNT_INVALID
   end if;
-  v_entry_id := app_private.idempotency_claim(v_caller, p_idempotency_key, 'pay_fee',
-    jsonb_build_object('wallet', p_wallet_id, 'amount', p_amount, 'memo', p_memo));
-  if v_entry_id is not null then
-    return v_entry_id;
+  v_first_entry_id := app_private.idempotency_claim(v_caller, p_idempotency_key, 'pay_fee',
+    jsonb_build_object('wallet', p_wallet_id, 'amount', p_amount, 'memo', p_memo), v_entry_id);
+  if v_first_entry_id is not null then
+    return v_first_entry_id;
   end if;
   select a.* into v_from from ledger.accounts a
    where a.id = p_wallet_id and a.kind = 'user_wallet' and a.owner_id = p_caller;
   if not found then
     raise exception 'Wallet % not found', p_wallet_id using errcode = 'PW106'; -- WALLET_NOT_FOUND
   end if;
-  v_entry_id := ledger.move('fee', v_from.id, ledger.system_account('fees', v_from.currency), p_amount, p_memo,
-                            '{}', v_caller || '/' || p_idempotency_key);
-  perform app_private.idempotency_complete(v_caller, p_idempotency_key, v_entry_id);
-  return v_entry_id;
+  return ledger.move('fee', v_from.id, ledger.system_account('fees', v_from.currency), p_amount, p_memo,
+                     '{}', v_caller || '/' || p_idempotency_key, v_entry_id);
 end;
 $$;
 

@@ -1,0 +1,26 @@
+// The real API (Express + PostGraphile, production mode) in its own process,
+// for the GraphQL case of the ledger benchmark. Prints {"url"} when ready and
+// stops on SIGTERM. Settings come from the benchmark through the environment.
+import '../../src/graphile-env.ts';
+import { loadSigningKeys } from '../../src/auth/keys.ts';
+import { makePool } from '../../src/db/pools.ts';
+import { startApi } from '../../src/http/app.ts';
+import { makeLogger } from '../../src/logger.ts';
+
+const logger = makeLogger(process.env.BENCH_LOG_LEVEL ?? 'silent');
+const authPool = makePool(process.env.BENCH_AUTH_URL!, 'bench-api', logger, Number(process.env.BENCH_CLIENTS ?? 16));
+const api = await startApi({
+  host: '127.0.0.1',
+  port: 0,
+  authPool,
+  tokens: { keys: await loadSigningKeys(process.env.BENCH_JWK!), issuer: 'pgwallet', audience: 'pgwallet-api', ttlSeconds: 3600 },
+  logger,
+  development: false,
+  bodyLimitBytes: 100_000,
+});
+process.stdout.write(`${JSON.stringify({ url: api.url })}\n`);
+process.once('SIGTERM', async () => {
+  await api.close();
+  await authPool.end();
+  process.exit(0);
+});
