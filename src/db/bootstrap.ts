@@ -14,26 +14,24 @@ export interface BootstrapOptions {
 /** Role layout: the API logs in as `authenticator` and can only SET ROLE to these. */
 const ROLES_SQL = `
 do $$
+declare
+  r record;
 begin
-  if not exists (select from pg_roles where rolname = 'app_owner') then
-    create role app_owner login;
-  end if;
-  if not exists (select from pg_roles where rolname = 'authenticator') then
-    -- NOINHERIT: the login itself holds no privileges until the API switches role.
-    create role authenticator login noinherit;
-  end if;
-  if not exists (select from pg_roles where rolname = 'app_anonymous') then
-    create role app_anonymous nologin;
-  end if;
-  if not exists (select from pg_roles where rolname = 'app_user') then
-    create role app_user nologin;
-  end if;
-  if not exists (select from pg_roles where rolname = 'app_admin') then
-    create role app_admin nologin;
-  end if;
-  if not exists (select from pg_roles where rolname = 'app_auditor') then
-    create role app_auditor nologin;
-  end if;
+  for r in
+    select * from (values
+      ('app_owner',     'login'),
+      -- NOINHERIT: the login itself holds no privileges until the API switches role.
+      ('authenticator', 'login noinherit'),
+      ('app_anonymous', 'nologin'),
+      ('app_user',      'nologin'),
+      ('app_admin',     'nologin'),
+      ('app_auditor',   'nologin')
+    ) as roles(name, options)
+  loop
+    if not exists (select from pg_roles where rolname = r.name) then
+      execute format('create role %I %s', r.name, r.options);
+    end if;
+  end loop;
 end
 $$;
 -- A signed-in user can do what a visitor can; an admin what a user can.
