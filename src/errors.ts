@@ -6,6 +6,8 @@ export interface ErrorCodeEntry {
   code: string;
   /** SQLSTATE raised by SQL for this code; absent for codes raised in TypeScript. */
   sqlstate?: string;
+  /** CHECK constraints whose violation means this code (generated CRUD mutations hit them directly). */
+  constraints?: string[];
   /** HTTP status when the error ends the request before GraphQL runs. */
   httpStatus?: number;
   description: string;
@@ -15,7 +17,7 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   // Sign-up and sign-in
   { code: 'EMAIL_INVALID', sqlstate: 'PW001', description: 'The email address is missing, too long or malformed.' },
   { code: 'PASSWORD_WEAK', sqlstate: 'PW002', description: 'Passwords must be 10 to 72 bytes long.' },
-  { code: 'FULL_NAME_INVALID', sqlstate: 'PW003', description: 'Full name must be 1 to 200 characters.' },
+  { code: 'FULL_NAME_INVALID', sqlstate: 'PW003', constraints: ['users_full_name_check'], description: 'Full name must be 1 to 200 characters.' },
   { code: 'EMAIL_TAKEN', sqlstate: 'PW004', description: 'An account with this email address already exists.' },
   { code: 'INVALID_CREDENTIALS', description: 'Email or password is wrong (deliberately not saying which).' },
   { code: 'ACCOUNT_LOCKED', description: '5 failed sign-ins within 15 minutes; retry after `extensions.retryAt`.' },
@@ -53,7 +55,18 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
 ];
 
 const bySqlstate = new Map(ERROR_CODES.filter((e) => e.sqlstate).map((e) => [e.sqlstate!, e]));
+const byConstraint = new Map(ERROR_CODES.flatMap((e) => (e.constraints ?? []).map((c) => [c, e] as const)));
 
-export function codeForSqlstate(sqlstate: unknown): string | undefined {
-  return typeof sqlstate === 'string' ? bySqlstate.get(sqlstate)?.code : undefined;
+/**
+ * The client-facing form of an expected PostgreSQL error, or undefined. Raised
+ * codes keep the SQL's own message; a violated CHECK constraint gets the
+ * registry's description, because PostgreSQL's message names table and constraint.
+ */
+export function describeDatabaseError(error: { code?: unknown; constraint?: unknown; message: string }): { code: string; message: string } | undefined {
+  if (error.code === '23514' && typeof error.constraint === 'string') {
+    const entry = byConstraint.get(error.constraint);
+    return entry && { code: entry.code, message: entry.description };
+  }
+  const entry = typeof error.code === 'string' ? bySqlstate.get(error.code) : undefined;
+  return entry && { code: entry.code, message: error.message };
 }

@@ -1,6 +1,6 @@
 // Structured JSON logs. Redaction is a safety net: request bodies are never
 // logged, and these paths catch credentials that travel in headers.
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -12,6 +12,7 @@ export const REDACT_PATHS = [
   '*.accessToken',
 ];
 
-export function makeLogger(level: string): Logger {
-  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+export function makeLogger(level: string, destination?: DestinationStream): Logger {
+  const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -1,6 +1,7 @@
 // Starts the real API (Express + PostGraphile) on a random port against the
 // test database, and offers a tiny GraphQL client over real HTTP.
 import '../../src/graphile-env.ts';
+import type { Logger } from 'pino';
 import { inject } from 'vitest';
 import { generatePrivateJwk, loadSigningKeys } from '../../src/auth/keys.ts';
 import type { TokenSettings } from '../../src/auth/tokens.ts';
@@ -26,8 +27,8 @@ export async function testTokenSettings(): Promise<TokenSettings> {
   return { keys: await loadSigningKeys(await generatePrivateJwk()), issuer: 'pgwallet', audience: 'pgwallet-api', ttlSeconds: 900 };
 }
 
-export async function startTestApi(options: { tokens?: TokenSettings } = {}): Promise<TestApi> {
-  const logger = makeLogger(process.env.LOG_LEVEL ?? 'silent');
+export async function startTestApi(options: { tokens?: TokenSettings; logger?: Logger } = {}): Promise<TestApi> {
+  const logger = options.logger ?? makeLogger(process.env.LOG_LEVEL ?? 'silent');
   const authPool = makePool(inject('authUrl'), 'test-api', logger);
   const tokens = options.tokens ?? (await testTokenSettings());
   const api = await startApi({ host: '127.0.0.1', port: 0, authPool, tokens, logger, development: false, bodyLimitBytes: 100_000 });

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { isSafeError } from 'postgraphile/grafast';
 import { GraphQLError } from 'postgraphile/graphql';
 import type { Logger } from 'pino';
-import { codeForSqlstate } from '../../errors.ts';
+import { describeDatabaseError } from '../../errors.ts';
 
 interface PgErrorLike {
   code?: string;
@@ -25,8 +25,8 @@ export function makeMaskError(logger: Logger) {
     if (!original || original instanceof GraphQLError) return error;
     if (isSafeError(original)) return rebuild(original.message, { ...(original.extensions ?? {}) });
 
-    const code = codeForSqlstate(original.code);
-    if (code) return rebuild(original.message, { code });
+    const expected = describeDatabaseError(original);
+    if (expected) return rebuild(expected.message, { code: expected.code });
 
     const errorId = randomUUID();
     // Log the shape of the failure, never pg's `detail`, which can quote row values.
