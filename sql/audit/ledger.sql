@@ -104,6 +104,19 @@ create or replace view audit.movements as
     join ledger.postings p on p.entry_id = e.id
    group by e.id, p.currency;
 
+-- The triggers that enforce the ledger's invariants, and whether each fires.
+-- Only DDL by the owner (or a superuser) can disable or drop one; every row
+-- must say enabled, and the count must not drop (docs/runbook-ledger.md).
+create or replace view audit.ledger_guards as
+  select t.tgrelid::regclass::text as table_name, t.tgname as trigger_name,
+         t.tgenabled in ('O', 'A') as enabled, t.tgdeferrable as deferred,
+         t.tgfoid::regproc::text as function_name
+    from pg_trigger t
+   where t.tgrelid in ('ledger.accounts'::regclass, 'ledger.entries'::regclass, 'ledger.postings'::regclass,
+                       'ledger.holds'::regclass, 'app_public.users'::regclass)
+     and not t.tgisinternal
+     and t.tgfoid::regproc::text like 'ledger.%';
+
 -- The largest movements in a period, biggest first.
 create or replace function audit.largest_movements(p_from timestamptz, p_to timestamptz, p_limit int default 20)
 returns setof audit.movements
@@ -119,10 +132,10 @@ as $$
 $$;
 
 revoke all on audit.trial_balance, audit.system_balances, audit.account_statement, audit.balance_drift,
-              audit.unbalanced_entries, audit.open_holds, audit.expired_holds, audit.movements
+              audit.unbalanced_entries, audit.open_holds, audit.expired_holds, audit.movements, audit.ledger_guards
   from public;
 grant select on audit.trial_balance, audit.system_balances, audit.account_statement, audit.balance_drift,
-                audit.unbalanced_entries, audit.open_holds, audit.expired_holds, audit.movements
+                audit.unbalanced_entries, audit.open_holds, audit.expired_holds, audit.movements, audit.ledger_guards
   to app_auditor;
 revoke all on function audit.largest_movements(timestamptz, timestamptz, int) from public;
 grant execute on function audit.largest_movements(timestamptz, timestamptz, int) to app_auditor;

@@ -39,15 +39,15 @@ begin
 end;
 $$;
 
--- How many shards each system account has (the setting ledger.system_shards
--- overrides it per session; the benchmark sets it to 1 to show the difference).
+-- How many shards each system account has: 16, or the session setting
+-- ledger.system_shards (1 to 256; the benchmark sets 1 to show the difference).
 create or replace function ledger.system_shards()
 returns int
 language sql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
-  select coalesce(nullif(current_setting('ledger.system_shards', true), '')::int, 16);
+  select least(greatest(coalesce(nullif(current_setting('ledger.system_shards', true), '')::int, 16), 1), 256);
 $$;
 
 -- The shard of a system account this session posts to. Every deposit credits
@@ -63,7 +63,7 @@ volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_shard smallint := pg_backend_pid() % greatest(ledger.system_shards(), 1);
+  v_shard smallint := pg_backend_pid() % ledger.system_shards();
   v_id uuid;
 begin
   if p_kind = 'user_wallet' then

@@ -17,9 +17,7 @@ as $$
 declare
   v_id uuid;
 begin
-  if p_amount is null or p_amount <= 0 then
-    raise exception 'A hold must be for a positive amount' using errcode = 'PW103'; -- AMOUNT_INVALID
-  end if;
+  perform ledger.assert_amount(p_amount);
   if p_expires_at is null or p_expires_at <= now() then
     raise exception 'A hold must expire in the future' using errcode = 'PW126'; -- HOLD_EXPIRY_INVALID
   end if;

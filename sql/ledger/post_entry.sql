@@ -72,6 +72,22 @@ $$;
 comment on function ledger.post_entry(ledger.entry_kind, ledger.leg[], text, jsonb, text, uuid, uuid) is
   'Posts one balanced entry atomically; raises INSUFFICIENT_FUNDS, WALLET_FROZEN, CURRENCY_MISMATCH, ENTRY_UNBALANCED, ACCOUNT_NOT_FOUND.';
 
+-- Amounts are whole minor units from 1 to 10^15 (10 trillion rand): far
+-- beyond any real payment, and far from overflowing a bigint balance.
+create or replace function ledger.assert_amount(p_amount bigint)
+returns void
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_amount is null or p_amount <= 0 or p_amount > 1000000000000000 then
+    raise exception 'The amount must be a whole number of minor units between 1 and 1000000000000000'
+      using errcode = 'PW103'; -- AMOUNT_INVALID
+  end if;
+end;
+$$;
+
 -- The common case: move an amount from one account to another.
 create or replace function ledger.move(
   p_kind ledger.entry_kind,
@@ -89,13 +105,12 @@ volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  if p_amount is null or p_amount <= 0 then
-    raise exception 'The amount must be a positive number of minor units' using errcode = 'PW103'; -- AMOUNT_INVALID
-  end if;
+  perform ledger.assert_amount(p_amount);
   return ledger.post_entry(p_kind, array[row(p_from, -p_amount), row(p_to, p_amount)]::ledger.leg[],
                            p_memo, p_metadata, p_idempotency_ref, null, p_entry_id);
 end;
 $$;
 
 revoke all on function ledger.post_entry(ledger.entry_kind, ledger.leg[], text, jsonb, text, uuid, uuid) from public;
+revoke all on function ledger.assert_amount(bigint) from public;
 revoke all on function ledger.move(ledger.entry_kind, uuid, uuid, bigint, text, jsonb, text, uuid) from public;

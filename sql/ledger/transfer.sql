@@ -2,17 +2,6 @@
 -- app_private.transfer does the work for a caller already identified;
 -- app_public.transfer is the GraphQL mutation and identifies the caller.
 
--- 10^15 minor units (10 trillion rand) is far beyond any real transfer and far
--- below bigint overflow of a balance.
-create or replace function ledger.max_amount()
-returns bigint
-language sql
-immutable
-set search_path = pg_catalog, pg_temp
-as $$
-  select 1000000000000000::bigint;
-$$;
-
 -- What transfer returns for an entry, as the sender sees it. Built from the
 -- immutable entry, so a repeated request gets exactly the first answer.
 create or replace function app_private.transfer_entry(p_entry_id uuid)
@@ -51,10 +40,7 @@ declare
   v_from ledger.accounts;
   v_recipient record;
 begin
-  if p_amount is null or p_amount <= 0 or p_amount > ledger.max_amount() then
-    raise exception 'The amount must be a whole number of minor units between 1 and %', ledger.max_amount()
-      using errcode = 'PW103'; -- AMOUNT_INVALID
-  end if;
+  perform ledger.assert_amount(p_amount);
   if length(v_memo) > 140 then
     raise exception 'The memo may be at most 140 characters' using errcode = 'PW111'; -- MEMO_INVALID
   end if;
@@ -154,10 +140,7 @@ declare
   v_first_entry_id uuid;
   v_from ledger.accounts;
 begin
-  if p_amount is null or p_amount <= 0 or p_amount > ledger.max_amount() then
-    raise exception 'The amount must be a whole number of minor units between 1 and %', ledger.max_amount()
-      using errcode = 'PW103'; -- AMOUNT_INVALID
-  end if;
+  perform ledger.assert_amount(p_amount);
   v_first_entry_id := app_private.idempotency_claim(v_caller, p_idempotency_key, 'pay_fee',
     jsonb_build_object('wallet', p_wallet_id, 'amount', p_amount, 'memo', p_memo), v_entry_id);
   if v_first_entry_id is not null then
@@ -173,7 +156,6 @@ begin
 end;
 $$;
 
-revoke all on function ledger.max_amount() from public;
 revoke all on function app_private.transfer_entry(uuid) from public;
 revoke all on function app_private.transfer(uuid, uuid, text, bigint, text, text) from public;
 revoke all on function app_private.pay_fee(uuid, uuid, bigint, text, text) from public;

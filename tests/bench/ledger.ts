@@ -16,7 +16,8 @@
 // tests/bench/results/ledger.json.
 //
 // Settings: BENCH_CLIENTS (16), BENCH_SECONDS (15 per case), BENCH_WALLETS (50),
-// BENCH_WARMUP_SECONDS (2, not counted), BENCH_SCALE (pgbench scale factor,
+// BENCH_WARMUP_SECONDS (2, not counted), BENCH_HISTORY (20000 transfers written
+// before measuring, so the ledger is not empty), BENCH_SCALE (pgbench scale factor,
 // default = clients, as pgbench recommends), BENCH_UNSHARDED (1),
 // BENCH_DATABASE_URL (a superuser URL; default: a fresh embedded PostgreSQL 18
 // with fsync on in a temporary folder).
@@ -46,6 +47,7 @@ const UNSHARDED = process.env.BENCH_UNSHARDED !== '0';
 // For quick experiments: BENCH_CASES=a,b runs only those (ratios need a, b, c, d).
 const CASES = new Set((process.env.BENCH_CASES ?? 'a,b,c,d,d0').split(','));
 const DATABASE = 'pgwallet_bench';
+const HISTORY = int('BENCH_HISTORY', 20_000); // transfers written before measuring
 
 interface CaseResult {
   tps: number;
@@ -77,7 +79,13 @@ const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
 const percentile = (sorted: Float64Array, p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 
+/** Set in main: a superuser connection, to start every case from a checkpoint. */
+let superuser: pg.Client | undefined;
+
 async function runCase(name: string, makeDriver: (i: number) => Promise<Driver>): Promise<CaseResult> {
+  // Every case starts with the dirty pages of the one before written out, so
+  // no case pays for another's checkpoint.
+  await superuser?.query('checkpoint');
   const drivers = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => makeDriver(i)));
   const latencies: number[] = [];
   const errors = new Map<string, number>();
@@ -194,6 +202,21 @@ async function createWallets(db: pg.Client, jwk: string): Promise<Wallet[]> {
   return wallets;
 }
 
+/**
+ * A ledger with some history, as any real one has. On empty tables PostgreSQL
+ * plans the ledger functions' lookups as sequential scans, and sessions keep
+ * those plans while the tables grow: the first case measured ran 3x slower.
+ */
+async function writeHistory(db: pg.Client, wallets: Wallet[]): Promise<void> {
+  for (let batch = 0; batch < HISTORY / 1000; batch++) {
+    const pairs = Array.from({ length: 1000 }, () => twoWallets(wallets));
+    await db.query(
+      `select count(app_private.transfer(f.u, f.w, f.e, 1, f.k)) from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) f(u, w, e, k)`,
+      [pairs.map(([a]) => a.userId), pairs.map(([a]) => a.walletId), pairs.map(([, b]) => b.email), pairs.map(() => randomUUID())],
+    );
+  }
+}
+
 function twoWallets(wallets: Wallet[]): [Wallet, Wallet] {
   const from = pick(wallets);
   let to = pick(wallets);
@@ -210,21 +233,39 @@ async function main() {
     const admin = new pg.Client({ connectionString: server.rootUrl });
     await admin.connect();
     await admin.query(`drop database if exists ${DATABASE} with (force)`);
+    if (!process.env.BENCH_DATABASE_URL) {
+      // A server that has been running a while reuses its WAL segment files; a
+      // fresh cluster creates and zero-fills each one, which made whichever
+      // case ran first up to 3x slower. Keeping 1 GB of segments for reuse
+      // (filled by the set-up below) measures the steady state instead.
+      await admin.query(`alter system set min_wal_size = '1GB'`);
+      await admin.query(`alter system set max_wal_size = '2GB'`);
+      await admin.query('select pg_reload_conf()');
+    }
     await admin.end();
     await bootstrapDatabase({ rootUrl: server.rootUrl, databases: [DATABASE], ownerPassword, authenticatorPassword: authPassword });
     const ownerUrl = urlFor(server.rootUrl, 'app_owner', ownerPassword, DATABASE);
+    const rootDb = new URL(server.rootUrl);
+    rootDb.pathname = `/${DATABASE}`;
     const authUrl = urlFor(server.rootUrl, 'authenticator', authPassword, DATABASE);
     await migrate(ownerUrl);
     await graphileMigrate(['watch', '--once'], { databaseUrl: ownerUrl }); // work in progress, if any
 
     const setup = await connect(ownerUrl);
-    const settings = (await setup.query(`select name, setting from pg_settings where name in ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'max_connections', 'server_version') order by name`)).rows;
+    const settings = (
+      await setup.query(
+        `select name, setting || coalesce(unit, '') as setting from pg_settings
+          where name in ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'min_wal_size', 'max_connections', 'server_version') order by name`,
+      )
+    ).rows;
     console.log(`pgwallet ledger benchmark: ${server.kind}; ${settings.map((s) => `${s.name}=${s.setting}`).join(', ')}`);
     console.log(`  ${CLIENTS} clients, ${SECONDS} s per case (+${WARMUP} s warm-up), ${WALLETS} wallets, pgbench scale ${SCALE}; setting up…`);
     await createPgbenchTables(setup);
     const jwk = await generatePrivateJwk();
     const wallets = await createWallets(setup, jwk);
+    await writeHistory(setup, wallets);
     await setup.query('vacuum analyze');
+    superuser = await connect(rootDb.toString());
     const apiProcess = await startApiProcess(authUrl, jwk);
     api = apiProcess.child;
 
@@ -319,6 +360,7 @@ async function main() {
                                 (select shards from audit.system_balances where kind = 'fees' and currency = 'ZAR') as fee_shards`)
     ).rows[0];
     await setup.end();
+    await superuser.end();
 
     const { baseline, sql, graphql } = results;
     const hotCase = results.hot;
