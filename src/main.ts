@@ -12,6 +12,9 @@ import { migrate } from './db/migrate.ts';
 import { makePool } from './db/pools.ts';
 import { startApi } from './http/app.ts';
 import { makeLogger } from './logger.ts';
+import { paymentPgSettings, paymentSettingsFromEnv } from './payments/config.ts';
+import { bankAccountKeyFor } from './payments/local-keys.ts';
+import { startRevio, type RevioWiring } from './revio-wiring.ts';
 import { startWorker } from './worker/runner.ts';
 
 await runCli(async () => {
@@ -23,16 +26,26 @@ await runCli(async () => {
     throw new StartupError(`Port ${config.port} is already in use, so the API cannot listen; stop the other process or set PORT.`);
   }
 
+  const payments = paymentSettingsFromEnv();
+  const bankAccountKey = bankAccountKeyFor(config);
+
   const local = config.authDatabaseUrl ? undefined : await startLocalDatabase(config.dataDir, config.embeddedPgPort);
+  let revio: RevioWiring | undefined;
   const stopLocal = async () => {
+    await revio?.close();
     await local?.stop();
   };
   try {
     if (local) await migrate(local.databaseUrl);
-    // Jobs and cron (hold expiry, idempotency purge) need the owner's URL. Started
-    // before the API so its schema exists before PostGraphile watches for DDL.
+    // Real Revio with REVIO_API_KEY, else the sandbox in this process (src/revio-wiring.ts).
+    revio = await startRevio(logger);
+    // Jobs and cron (hold expiry, idempotency purge, Revio calls, reconciliation)
+    // need the owner's URL. Started before the API so its schema exists before
+    // PostGraphile watches for DDL.
     const ownerUrl = local?.databaseUrl ?? config.databaseUrl;
-    const worker = ownerUrl ? await startWorker({ connectionString: ownerUrl, logger }) : undefined;
+    const worker = ownerUrl
+      ? await startWorker({ connectionString: ownerUrl, logger, revio: { client: revio.client, payments, bankAccountKey } })
+      : undefined;
     const authPool = makePool(local?.authDatabaseUrl ?? config.authDatabaseUrl!, 'api', logger);
     const api = await startApi({
       host: config.host,
@@ -43,9 +56,16 @@ await runCli(async () => {
       development: config.env === 'development',
       bodyLimitBytes: config.graphqlBodyLimitBytes,
       watchConnectionString: local?.rootDatabaseUrl.replace(/\/postgres$/, '/pgwallet') ?? config.rootDatabaseUrl,
+      payments: { bankAccountKey, pgSettings: paymentPgSettings(payments) },
+      revioWebhook: { publicKey: revio.publicKey, bodyLimitBytes: payments.webhookBodyLimitBytes },
     });
+    // The sandbox posts to us directly; real Revio needs the public address (PUBLIC_API_URL).
+    const webhookBase = process.env.PUBLIC_API_URL || (revio.sandbox ? api.url : undefined);
+    const webhookUrl = webhookBase ? await revio.registerWebhook(webhookBase) : undefined;
     const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
     console.log(`pgwallet is ready in ${seconds} s: GraphQL at ${api.url}/graphql` + (config.env === 'development' ? ` (Ruru at ${api.url}/graphiql)` : ''));
+    if (revio.sandbox) console.log(`Revio sandbox at ${revio.sandbox.url} (console: ${revio.sandbox.url}/_sandbox/); webhooks to ${webhookUrl}`);
+    else if (!webhookUrl) logger.warn('PUBLIC_API_URL is not set: register a Revio webhook to <your public URL>/webhooks/revio yourself.');
 
     let stopping = false;
     const shutdown = async (signal: string) => {
@@ -54,6 +74,7 @@ await runCli(async () => {
       logger.info({ signal }, 'shutting down: draining requests');
       await api.close();
       await worker?.stop();
+      await revio?.close();
       await authPool.end();
       await stopLocal();
       logger.info('stopped');

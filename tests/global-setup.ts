@@ -11,6 +11,8 @@ import type { TestProject } from 'vitest/node';
 import { bootstrapDatabase, urlFor } from '../src/db/bootstrap.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { graphileMigrate, migrate } from '../src/db/migrate.ts';
+import { makeLogger } from '../src/logger.ts';
+import { installWorkerSchema } from '../src/worker/runner.ts';
 
 declare module 'vitest' {
   interface ProvidedContext {
@@ -18,10 +20,13 @@ declare module 'vitest' {
     ownerUrl: string;
     authUrl: string;
     serverKind: string;
+    /** A copy of the test database (graphile_worker installed) that suites needing their own database clone. */
+    templateDatabase: string;
   }
 }
 
 const TEST_DATABASE = 'pgwallet_test';
+const TEMPLATE_DATABASE = 'pgwallet_test_template';
 const PASSWORDS = { owner: 'owner-test-password', authenticator: 'authenticator-test-password' };
 
 function freePort(): Promise<number> {
@@ -75,6 +80,7 @@ export default async function setup(project: TestProject) {
   const root = new pg.default.Client({ connectionString: server.rootUrl });
   await root.connect();
   await root.query(`drop database if exists ${TEST_DATABASE} with (force)`);
+  await root.query(`drop database if exists ${TEMPLATE_DATABASE} with (force)`);
   await root.end();
   await bootstrapDatabase({
     rootUrl: server.rootUrl,
@@ -87,6 +93,15 @@ export default async function setup(project: TestProject) {
   // Work in progress in migrations/current.sql is tested too (it is empty on
   // main); TEST_COMMITTED_ONLY=1 tests the committed history alone.
   if (!process.env.TEST_COMMITTED_ONLY) await graphileMigrate(['watch', '--once'], { databaseUrl: ownerUrl });
+  // Suites that run a worker or assert on global tables clone this template
+  // (tests/helpers/database.ts): nobody ever connects to it, so cloning works
+  // while other suites use the test database.
+  await installWorkerSchema(ownerUrl, makeLogger('silent'));
+  const admin = new pg.default.Client({ connectionString: server.rootUrl });
+  await admin.connect();
+  await admin.query(`create database ${TEMPLATE_DATABASE} template ${TEST_DATABASE} owner app_owner`);
+  await admin.end();
+  project.provide('templateDatabase', TEMPLATE_DATABASE);
   project.provide('rootUrl', urlFor(server.rootUrl, new URL(server.rootUrl).username, decodeURIComponent(new URL(server.rootUrl).password), TEST_DATABASE));
   project.provide('ownerUrl', ownerUrl);
   project.provide('authUrl', urlFor(server.rootUrl, 'authenticator', PASSWORDS.authenticator, TEST_DATABASE));

@@ -16,6 +16,8 @@ export interface LocalSecrets {
   authenticatorPassword: string;
   /** Ed25519 private JWK used to sign access tokens in development. */
   jwtPrivateJwk?: string;
+  /** AES-256 key (base64) for bank account numbers in development (src/payments/local-keys.ts). */
+  bankAccountEncryptionKey?: string;
 }
 
 export interface DatabaseUrls {

@@ -14,6 +14,8 @@ import { StartupError } from '../db/embedded.ts';
 import { bearerAuth } from './bearer-auth.ts';
 import { makePreset } from './graphql/preset.ts';
 import { healthRoutes } from './health.ts';
+import type { PaymentsPluginOptions } from './graphql/payments-plugin.ts';
+import { revioWebhookRoutes, type RevioWebhookOptions } from './webhooks/revio.ts';
 
 export interface ApiOptions {
   host: string;
@@ -24,6 +26,9 @@ export interface ApiOptions {
   development: boolean;
   bodyLimitBytes: number;
   watchConnectionString?: string;
+  payments?: PaymentsPluginOptions & { pgSettings?: Record<string, string> };
+  /** Mounts POST /webhooks/revio (its SQL call goes through authPool). */
+  revioWebhook?: Omit<RevioWebhookOptions, 'pool'>;
 }
 
 export interface Api {
@@ -94,6 +99,7 @@ export async function startApi(options: ApiOptions): Promise<Api> {
   );
   app.use(securityHeaders(options.development));
   app.use(healthRoutes(options.authPool));
+  if (options.revioWebhook) app.use(revioWebhookRoutes({ pool: options.authPool, ...options.revioWebhook }));
   app.use('/graphql', rejectLargeBodies(options.bodyLimitBytes), bearerAuth(options.tokens));
 
   const server = createServer(app);

@@ -15,7 +15,7 @@
 import { Logger as WorkerLogger, run, runMigrations, type Runner } from 'graphile-worker';
 import type { Logger } from 'pino';
 import { makePool } from '../db/pools.ts';
-import { makeCronItems, makeTaskList } from './tasks/index.ts';
+import { makeCronItems, makeTaskList, type RevioTaskDeps } from './tasks/index.ts';
 
 export interface WorkerSettings {
   concurrency: number;
@@ -56,6 +56,10 @@ export interface StartWorkerOptions extends Partial<WorkerSettings> {
   logger: Logger;
   /** Run the periodic tasks (default true). */
   cron?: boolean;
+  /** Registers the Revio tasks (deposits, withdrawals, reconciliation). */
+  revio?: RevioTaskDeps;
+  /** How often to look for jobs whose run_at has come (retries); default 2000 ms. New jobs arrive by LISTEN at once. */
+  pollInterval?: number;
 }
 
 export interface Worker {
@@ -70,9 +74,10 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   try {
     const runner = await run({
       pgPool: pool,
-      taskList: makeTaskList(settings),
-      parsedCronItems: options.cron === false ? [] : makeCronItems(),
+      taskList: makeTaskList({ ...settings, revio: options.revio }),
+      parsedCronItems: options.cron === false ? [] : makeCronItems({ revio: Boolean(options.revio) }),
       concurrency: settings.concurrency,
+      ...(options.pollInterval ? { pollInterval: options.pollInterval } : {}),
       noHandleSignals: true,
       logger: workerLogger(options.logger),
     });

@@ -10,6 +10,7 @@ import type { AccessClaims, TokenSettings } from '../../auth/tokens.ts';
 import { makeAuthPlugin } from './auth-plugin.ts';
 import { ledgerPlugins } from './ledger-plugin.ts';
 import { makeMaskError } from './mask-error.ts';
+import { makePaymentsPlugins, type PaymentsPluginOptions } from './payments-plugin.ts';
 
 export interface PresetOptions {
   authPool: Pool;
@@ -19,6 +20,8 @@ export interface PresetOptions {
   bodyLimitBytes: number;
   /** Superuser URL: enables live schema reload in development only. */
   watchConnectionString?: string;
+  /** Deposits and withdrawals: the bank-account key and the pgwallet.* limits SQL reads. */
+  payments?: PaymentsPluginOptions & { pgSettings?: Record<string, string> };
 }
 
 /** The settings PostgreSQL sees for one request; RLS reads the claims. */
@@ -37,7 +40,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const watch = options.development && Boolean(options.watchConnectionString);
   return {
     extends: [PostGraphileAmberPreset],
-    plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins],
+    plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {})],
     pgServices: [
       makePgService({
         pool: options.authPool,
@@ -57,7 +60,9 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     grafast: {
       context(requestContext) {
         const req = requestContext.expressv4?.req;
-        return { pgSettings: pgSettingsFor(req?.auth) };
+        const settings = pgSettingsFor(req?.auth);
+        // Payment limits matter only to signed-in callers.
+        return { pgSettings: req?.auth ? { ...settings, ...options.payments?.pgSettings } : settings };
       },
     },
   };

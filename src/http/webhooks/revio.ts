@@ -1,0 +1,90 @@
+// POST /webhooks/revio: Revio's signed events. The raw body is kept and its
+// X-Signature (RSA-SHA256 over the exact bytes) is checked before anything
+// reads it; then one SQL call, app_private.receive_revio_event, records the
+// delivery and applies it. Anything recorded gets a 2xx so Revio stops
+// retrying (duplicates, unknown objects and refused credits included); a bad
+// signature is recorded and answered 401, with nothing applied. Only a
+// failure to record (database down) or to get Revio's key is a 5xx, so Revio
+// tries again later.
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import type { Pool } from 'pg';
+import { verifyRevioSignature, type PublicKeySource } from '../../revio/index.ts';
+
+export interface RevioWebhookOptions {
+  /** The API's authenticator pool: it may execute receive_revio_event and nothing else here. */
+  pool: Pick<Pool, 'query'>;
+  publicKey: PublicKeySource;
+  bodyLimitBytes: number;
+}
+
+export const REVIO_WEBHOOK_PATH = '/webhooks/revio';
+
+/** The headers worth keeping with a delivery (never cookies or authorization). */
+const KEPT_HEADERS = ['content-type', 'content-length', 'user-agent', 'x-signature', 'x-request-id', 'x-forwarded-for'];
+
+function keptHeaders(req: Request): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const name of KEPT_HEADERS) {
+    const value = req.headers[name];
+    if (value !== undefined) kept[name] = (Array.isArray(value) ? value.join(', ') : value).slice(0, 4096);
+  }
+  if (req.socket.remoteAddress) kept['remote-address'] = req.socket.remoteAddress;
+  return kept;
+}
+
+function error(res: Response, status: number, code: string, message: string) {
+  res.status(status).json({ errors: [{ message, extensions: { code } }] });
+}
+
+export function revioWebhookRoutes(options: RevioWebhookOptions): Router {
+  const router = Router();
+  const limit = options.bodyLimitBytes;
+
+  router.post(
+    REVIO_WEBHOOK_PATH,
+    (req: Request, res: Response, next: NextFunction) => {
+      if (Number(req.headers['content-length'] ?? 0) <= limit) return next();
+      res.set('connection', 'close');
+      error(res, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes.`);
+    },
+    // Every content type as raw bytes: the signature covers the bytes, not a parse of them.
+    express.raw({ type: () => true, limit }),
+    async (req: Request, res: Response, next: NextFunction) => {
+      const receivedAt = new Date();
+      try {
+        const raw: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        let key;
+        try {
+          key = await options.publicKey.get();
+        } catch (keyError) {
+          req.log.error({ err: { message: (keyError as Error).message } }, 'Revio public key unavailable; webhook not recorded');
+          res.set('retry-after', '60');
+          return error(res, 503, 'WEBHOOK_KEY_UNAVAILABLE', 'The key that verifies Revio signatures is not available yet; try again later.');
+        }
+        const signatureOk = verifyRevioSignature(raw, req.headers['x-signature'], key);
+        // PostgreSQL text cannot hold NUL; such a body is stored without them.
+        const body = raw.toString('utf8').replaceAll('\u0000', '');
+        const { rows } = await options.pool.query<{ outcome: string }>(
+          'select app_private.receive_revio_event($1, $2, $3, $4) as outcome',
+          [body, signatureOk, receivedAt, keptHeaders(req)],
+        );
+        const outcome = rows[0].outcome;
+        if (!signatureOk) {
+          req.log.warn({ outcome }, 'Revio webhook with a bad or missing signature recorded; nothing applied');
+          return error(res, 401, 'WEBHOOK_SIGNATURE_INVALID', 'X-Signature is missing or does not verify with Revio\'s key.');
+        }
+        res.status(200).json({ received: true, outcome });
+      } catch (failure) {
+        next(failure);
+      }
+    },
+  );
+
+  // An undeclared (chunked) body over the limit, stopped by the raw parser.
+  router.use(REVIO_WEBHOOK_PATH, (failure: Error & { type?: string }, _req: Request, res: Response, next: NextFunction) => {
+    if (failure.type !== 'entity.too.large') return next(failure);
+    res.set('connection', 'close');
+    error(res, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes.`);
+  });
+  return router;
+}

@@ -1,0 +1,87 @@
+// What the Revio tasks share: how a call to Revio is retried and how a job
+// that cannot succeed ends.
+//
+// Two layers of retry. Inside one job attempt a retryable failure (network,
+// timeout, 429, 5xx) is tried again a few times with a short exponential
+// backoff (REVIO_QUICK_RETRIES, REVIO_RETRY_BASE_MS), which rides out blips;
+// then the job fails and graphile-worker retries it with its own
+// exponential backoff (e^attempt seconds: 2.7 s, 7.4 s, 20 s … about 9 hours
+// over REVIO_JOB_MAX_ATTEMPTS = 10). On the last attempt the deposit or
+// withdrawal is flagged needs_attention with the error before the job dies,
+// and the dead job stays visible in audit.dead_jobs: nothing is silently
+// stuck. A final refusal (4xx) ends the job at once through `onRefused`.
+import type { JobHelpers } from 'graphile-worker';
+import { RevioError } from '../../revio/index.ts';
+
+export interface RevioJobSettings {
+  quickRetries: number;
+  retryBaseMs: number;
+}
+
+/** A failure that no retry can fix and that needs a person: flag, do not retry. */
+export class NeedsAttention extends Error {}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Longest Retry-After we wait for inside an attempt; longer ones go to the job's backoff. */
+const MAX_INLINE_WAIT_MS = 5_000;
+
+export interface RevioJobHandlers {
+  kind: 'deposit' | 'withdrawal';
+  id: string;
+  /** Revio refused for good (a 4xx): close the deposit or withdrawal with a reason. */
+  onRefused(error: RevioError): Promise<void>;
+}
+
+export async function runRevioJob(
+  helpers: JobHelpers,
+  settings: RevioJobSettings,
+  handlers: RevioJobHandlers,
+  step: () => Promise<void>,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      if (error instanceof RevioError && !error.retryable) {
+        helpers.logger.warn(`Revio refused ${handlers.kind} ${handlers.id}: ${error.message}`);
+        return handlers.onRefused(error);
+      }
+      if (error instanceof NeedsAttention) {
+        helpers.logger.error(`${handlers.kind} ${handlers.id} needs attention: ${error.message}`);
+        await flag(helpers, handlers, error.message);
+        return;
+      }
+      const wait = error instanceof RevioError
+        ? Math.max(error.retryAfterMs ?? 0, settings.retryBaseMs * 2 ** (attempt - 1))
+        : Number.POSITIVE_INFINITY;
+      if (attempt < settings.quickRetries && wait <= MAX_INLINE_WAIT_MS) {
+        helpers.logger.info(`${handlers.kind} ${handlers.id}: ${(error as Error).message} (try ${attempt}); again in ${wait} ms`);
+        await sleep(wait);
+        continue;
+      }
+      if (helpers.job.attempts >= helpers.job.max_attempts) {
+        await flag(helpers, handlers, `${helpers.job.task_identifier} gave up after ${helpers.job.attempts} attempts: ${(error as Error).message}`);
+      }
+      throw error;
+    }
+  }
+}
+
+async function flag(helpers: JobHelpers, handlers: RevioJobHandlers, reason: string): Promise<void> {
+  await helpers.query('select app_private.flag_payment($1, $2, $3)', [handlers.kind, handlers.id, reason]);
+}
+
+/** Applies an object Revio returned, as a webhook would be applied. */
+export async function applyRevioObject(helpers: JobHelpers, body: string, source: 'worker' | 'reconciliation' = 'worker'): Promise<string> {
+  const { rows } = await helpers.query<{ outcome: string }>(
+    "select app_private.receive_revio_event($1, true, now(), '{}', $2) as outcome",
+    [body, source],
+  );
+  return rows[0].outcome;
+}
+
+/** Revio's own words for a refusal, for the person whose money it is. */
+export function refusalReason(error: RevioError, what: string): string {
+  return `Revio refused the ${what}${error.revioMessage ? `: ${error.revioMessage}` : error.code ? ` (${error.code})` : '.'}`;
+}
