@@ -31,22 +31,32 @@ beforeAll(async () => {
 });
 afterAll(() => owner.end());
 
+/** One connection per role, reused: each attempt is its own transaction. */
+const connections = new Map<Role, Promise<pg.Client>>();
+function connectionFor(role: Role): Promise<pg.Client> {
+  if (!connections.has(role)) {
+    const url = role === 'app_owner' ? inject('ownerUrl') : role === 'app_auditor' ? inject('rootUrl') : inject('authUrl');
+    const client = new pg.Client({ connectionString: url });
+    connections.set(role, client.connect().then(() => client));
+  }
+  return connections.get(role)!;
+}
+afterAll(async () => {
+  for (const client of connections.values()) await (await client).end();
+});
+
 /** Runs `sql` in one transaction as `role` (COMMIT included) and returns the SQLSTATE it failed with. */
 async function attempt(role: Role, sql: string): Promise<string> {
-  const url = role === 'app_owner' ? inject('ownerUrl') : role === 'app_auditor' ? inject('rootUrl') : inject('authUrl');
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
+  const client = await connectionFor(role);
   try {
     await client.query('begin');
-    if (role === 'app_auditor' || !['app_owner', 'authenticator'].includes(role)) await client.query(`set local role ${role}`);
+    if (role !== 'app_owner' && role !== 'authenticator') await client.query(`set local role ${role}`);
     await client.query(sql);
     await client.query('commit');
     return 'succeeded';
   } catch (error) {
     await client.query('rollback').catch(() => undefined);
     return (error as { code?: string }).code ?? 'unknown';
-  } finally {
-    await client.end();
   }
 }
 

@@ -3,7 +3,7 @@
 // safe while other test files write to the same database).
 import pg from 'pg';
 import { inject } from 'vitest';
-import { PASSWORD, uniqueEmail } from './api.ts';
+import { uniqueEmail } from './api.ts';
 
 export type Queryable = Pick<pg.Pool | pg.PoolClient | pg.Client, 'query'>;
 
@@ -17,11 +17,14 @@ export interface LedgerUser {
   walletId: string; // the ZAR wallet every user gets
 }
 
-/** Registers a user straight through SQL (as the owner), without the API. */
+/**
+ * Creates a user straight in SQL (as the owner): no password, so no bcrypt.
+ * The insert trigger opens the ZAR wallet, as it does for register().
+ */
 export async function createUser(db: Queryable, label = 'ledger'): Promise<LedgerUser> {
   const email = uniqueEmail(label);
-  const { rows } = await db.query(`select user_id from app_private.register($1, $2, $3)`, [email, PASSWORD, `Test ${label}`]);
-  const userId: string = rows[0].user_id;
+  const { rows } = await db.query(`insert into app_public.users (email, full_name) values ($1, $2) returning id`, [email, `Test ${label}`]);
+  const userId: string = rows[0].id;
   return { userId, email, walletId: await walletOf(db, userId) };
 }
 
