@@ -44,11 +44,19 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'BALANCE_DIRECT_WRITE', sqlstate: 'PW122', description: 'A stored balance or held amount was written directly instead of through a posting or hold.' },
   { code: 'ACCOUNT_NOT_FOUND', sqlstate: 'PW125', description: 'A ledger account named in the operation does not exist.' },
   { code: 'HOLD_EXPIRY_INVALID', sqlstate: 'PW126', description: 'A hold must expire in the future.' },
+  // Payments: deposits, bank accounts, withdrawals (sql/payments)
+  { code: 'DEPOSIT_AMOUNT_OUT_OF_RANGE', sqlstate: 'PW201', description: 'The deposit is below the minimum or above the maximum (DEPOSIT_MIN_CENTS, DEPOSIT_MAX_CENTS); the message names both.' },
+  { code: 'WITHDRAWAL_AMOUNT_OUT_OF_RANGE', sqlstate: 'PW202', description: 'The withdrawal is below the minimum or above the maximum (WITHDRAWAL_MIN_CENTS, WITHDRAWAL_MAX_CENTS); the message names both.' },
+  { code: 'WITHDRAWAL_DAILY_LIMIT_EXCEEDED', sqlstate: 'PW203', description: 'Withdrawals from this wallet would exceed the 24-hour limit (WITHDRAWAL_DAILY_LIMIT_CENTS); the message says how much is left.' },
+  { code: 'BANK_ACCOUNT_INVALID', sqlstate: 'PW210', description: 'Account holder, bank, 6-digit branch code, account type or the 6 to 20 digit account number is missing or malformed.' },
+  { code: 'BANK_ACCOUNT_NOT_FOUND', sqlstate: 'PW211', description: 'No such bank account among yours (someone else\'s is reported the same way).' },
   // Transport
   { code: 'TOKEN_INVALID', httpStatus: 401, description: 'The bearer token failed verification (signature, algorithm, issuer, audience or claims).' },
   { code: 'TOKEN_EXPIRED', httpStatus: 401, description: 'The bearer token has expired; call refreshSession.' },
   { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413, description: 'The request body exceeds the size limit.' },
   { code: 'NOT_FOUND', httpStatus: 404, description: 'No such route.' },
+  { code: 'WEBHOOK_SIGNATURE_INVALID', httpStatus: 401, description: 'POST /webhooks/revio: X-Signature is missing or does not verify with Revio\'s key; the delivery is recorded and nothing is applied.' },
+  { code: 'WEBHOOK_KEY_UNAVAILABLE', httpStatus: 503, description: 'POST /webhooks/revio: Revio\'s public key could not be fetched yet; nothing was recorded, Revio retries.' },
   // Database-level refusals that reach clients
   { code: 'PERMISSION_DENIED', sqlstate: '42501', description: 'The caller may not do this (privilege or row-level security).' },
   { code: 'INTERNAL_ERROR', httpStatus: 500, description: 'Unexpected; the message carries an error id that is in the server log.' },

@@ -54,9 +54,6 @@ function addBankAccountPlugin(options: PaymentsPluginOptions) {
   return extendSchema((build) => {
     const executor = build.input.pgRegistry.pgExecutors.main;
     const bankAccounts = build.input.pgRegistry.pgResources.bank_accounts;
-    // TEMPORARY until the payments migration is committed: a database
-    // without the payment tables gets no addBankAccount.
-    if (!bankAccounts) return { typeDefs: [] };
     return {
       typeDefs: gql`
         input AddBankAccountInput {

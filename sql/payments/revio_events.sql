@@ -1,0 +1,407 @@
+-- What Revio tells us, from any source, goes through receive_revio_event:
+-- webhooks (the /webhooks/revio route, after checking X-Signature), the
+-- worker (the objects Revio returns when it creates or executes them) and
+-- reconciliation (objects read back from Revio). It records every delivery,
+-- deduplicates events, and applies guarded transitions to the deposit or
+-- withdrawal, so replays, duplicates and out-of-order deliveries change
+-- nothing that was already decided.
+
+-- A whole number of minor units from a JSON number or digit string, else null.
+create or replace function app_private.jsonb_cents(p_value jsonb)
+returns bigint
+language sql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select case when jsonb_typeof(p_value) in ('number', 'string') and (p_value #>> '{}') ~ '^[0-9]{1,18}$'
+              then (p_value #>> '{}')::bigint end;
+$$;
+
+-- The reason Revio gave for the last failed attempt, if any.
+create or replace function app_private.revio_attempt_error(p_body jsonb)
+returns text
+language sql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+  select left(p_body #>> '{transaction_data,attempts,-1,error,message}', 500);
+$$;
+
+-- Flags a deposit or withdrawal for a person to look at (never silently stuck).
+create or replace function app_private.flag_payment(p_kind text, p_id uuid, p_reason text)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_kind = 'deposit' then
+    update app_public.deposits set needs_attention = true, attention_reason = left(p_reason, 1000) where id = p_id;
+  elsif p_kind = 'withdrawal' then
+    update app_public.withdrawals set needs_attention = true, attention_reason = left(p_reason, 1000) where id = p_id;
+  else
+    raise exception 'flag_payment: unknown kind %', p_kind;
+  end if;
+end;
+$$;
+
+-- The deposit a purchase belongs to, locked: by purchase id, else by our
+-- reference (the deposit id) when the purchase id was never stored.
+create or replace function app_private.lock_deposit_for_purchase(p_body jsonb)
+returns app_public.deposits
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_deposit app_public.deposits;
+  v_reference text := p_body->>'reference';
+begin
+  select d.* into v_deposit from app_public.deposits d where d.revio_purchase_id = p_body->>'id' for update;
+  if v_deposit.id is null and v_reference ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    select d.* into v_deposit from app_public.deposits d where d.id = v_reference::uuid for update;
+  end if;
+  return v_deposit;
+end;
+$$;
+
+-- Applies a purchase snapshot to its deposit. Credits the wallet (Revio
+-- clearing → wallet) exactly once, only when amount and currency match.
+create or replace function app_private.apply_purchase_event(
+  p_body jsonb,
+  out outcome text,
+  out detail text,
+  out deposit_id uuid
+)
+language plpgsql
+volatile
+set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  v_purchase_id text := p_body->>'id';
+  v_status text := p_body->>'status';
+  v_deposit app_public.deposits := app_private.lock_deposit_for_purchase(p_body);
+  v_amount bigint := coalesce(app_private.jsonb_cents(p_body #> '{payment,amount}'), app_private.jsonb_cents(p_body #> '{purchase,total}'));
+  v_currency text := coalesce(p_body #>> '{payment,currency}', p_body #>> '{purchase,currency}');
+  v_entry uuid;
+begin
+  if v_deposit.id is null then
+    outcome := 'unmatched';
+    detail := 'No deposit has this purchase id or reference';
+    return;
+  end if;
+  deposit_id := v_deposit.id;
+
+  if v_deposit.revio_purchase_id is distinct from v_purchase_id then
+    if v_deposit.revio_purchase_id is not null then
+      detail := format('Revio purchase %s (%s) also names this deposit, which is linked to purchase %s; nothing applied',
+                       v_purchase_id, v_status, v_deposit.revio_purchase_id);
+      perform app_private.flag_payment('deposit', v_deposit.id, detail);
+      outcome := 'review';
+      return;
+    end if;
+    -- First sight of its purchase: the create call's answer was lost or is late.
+    update app_public.deposits d set revio_purchase_id = v_purchase_id, checkout_url = coalesce(d.checkout_url, p_body->>'checkout_url')
+     where d.id = v_deposit.id returning d.* into v_deposit;
+  end if;
+
+  if v_status in ('paid', 'cleared', 'settled') then
+    if v_deposit.status = 'paid' then
+      outcome := 'ignored';
+      detail := 'Already credited';
+    elsif v_deposit.status not in ('pending', 'awaiting_payment') then
+      detail := format('Revio reports the purchase %s but the deposit is %s: money may be at Revio without a credit', v_status, v_deposit.status);
+      perform app_private.flag_payment('deposit', v_deposit.id, detail);
+      outcome := 'review';
+    elsif v_amount is distinct from v_deposit.amount or v_currency is distinct from v_deposit.currency then
+      detail := format('Revio reports %s paid but the deposit is for %s; not credited',
+                       coalesce(app_private.format_money(v_amount, coalesce(v_currency, '???')), 'an unknown amount'),
+                       app_private.format_money(v_deposit.amount, v_deposit.currency));
+      perform app_private.flag_payment('deposit', v_deposit.id, detail);
+      update app_public.deposits d set revio_status = v_status where d.id = v_deposit.id;
+      outcome := 'review';
+    else
+      v_entry := ledger.move('deposit', ledger.system_account('revio_clearing', v_deposit.currency), v_deposit.wallet_id,
+                             v_deposit.amount, 'Deposit via Revio',
+                             jsonb_build_object('deposit_id', v_deposit.id, 'revio_purchase_id', v_purchase_id));
+      update app_public.deposits d
+         set status = 'paid', credit_entry_id = v_entry, paid_at = now(), revio_status = v_status, failure_reason = null
+       where d.id = v_deposit.id;
+      outcome := 'applied';
+      detail := 'Credited';
+    end if;
+
+  elsif v_status in ('cancelled', 'expired', 'blocked') then
+    if v_deposit.status in ('pending', 'awaiting_payment') then
+      update app_public.deposits d
+         set status = case v_status when 'cancelled' then 'cancelled' when 'expired' then 'expired' else 'failed' end::app_public.deposit_status,
+             failure_reason = case v_status when 'cancelled' then 'The payment was cancelled.'
+                                            when 'expired' then 'The checkout expired before it was paid.'
+                                            else 'The payment was blocked by Revio''s fraud checks.' end,
+             revio_status = v_status
+       where d.id = v_deposit.id;
+      outcome := 'applied';
+    else
+      outcome := 'ignored';
+      detail := format('The deposit is already %s', v_deposit.status);
+    end if;
+
+  elsif v_status in ('refunded', 'pending_refund', 'chargeback') then
+    if v_deposit.status = 'paid' then
+      detail := format('Revio reports the purchase %s after the wallet was credited; reverse the credit if confirmed', v_status);
+      perform app_private.flag_payment('deposit', v_deposit.id, detail);
+      outcome := 'review';
+    else
+      outcome := 'ignored';
+      detail := format('The deposit is %s', v_deposit.status);
+    end if;
+
+  -- Still payable (created, sent, viewed, error: an attempt failed and the
+  -- person may try again, overdue, pending_*, hold …).
+  elsif v_deposit.status in ('pending', 'awaiting_payment') then
+    update app_public.deposits d
+       set status = 'awaiting_payment',
+           checkout_url = coalesce(d.checkout_url, p_body->>'checkout_url'),
+           revio_status = v_status,
+           failure_reason = case when v_status = 'error' then coalesce(app_private.revio_attempt_error(p_body), 'The payment attempt failed.')
+                                 else d.failure_reason end
+     where d.id = v_deposit.id;
+    outcome := 'applied';
+  else
+    outcome := 'ignored';
+    detail := format('The deposit is already %s', v_deposit.status);
+  end if;
+end;
+$$;
+
+-- The withdrawal a payout belongs to, locked (as lock_deposit_for_purchase).
+create or replace function app_private.lock_withdrawal_for_payout(p_body jsonb)
+returns app_public.withdrawals
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_withdrawal app_public.withdrawals;
+  v_reference text := p_body->>'reference';
+begin
+  select w.* into v_withdrawal from app_public.withdrawals w where w.revio_payout_id = p_body->>'id' for update;
+  if v_withdrawal.id is null and v_reference ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    select w.* into v_withdrawal from app_public.withdrawals w where w.id = v_reference::uuid for update;
+  end if;
+  return v_withdrawal;
+end;
+$$;
+
+-- Releases a withdrawal's hold and marks it failed with a reason the person
+-- sees. Only from requested or submitted; returns whether it did anything.
+create or replace function app_private.fail_withdrawal(p_withdrawal_id uuid, p_reason text)
+returns boolean
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_withdrawal app_public.withdrawals;
+begin
+  select w.* into v_withdrawal from app_public.withdrawals w where w.id = p_withdrawal_id for update;
+  if v_withdrawal.id is null or v_withdrawal.status not in ('requested', 'submitted') then
+    return false;
+  end if;
+  if exists (select from ledger.holds h where h.id = v_withdrawal.hold_id and h.status = 'placed') then
+    perform ledger.release_hold(v_withdrawal.hold_id);
+  end if;
+  update app_public.withdrawals
+     set status = 'failed', failure_reason = left(p_reason, 500), closed_at = now()
+   where id = p_withdrawal_id;
+  return true;
+end;
+$$;
+
+-- Applies a payout snapshot to its withdrawal. Success captures the hold
+-- (wallet → withdrawals in flight) and pays it out (in flight → Revio
+-- clearing); failure releases the hold.
+create or replace function app_private.apply_payout_event(
+  p_body jsonb,
+  out outcome text,
+  out detail text,
+  out withdrawal_id uuid
+)
+language plpgsql
+volatile
+set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  v_payout_id text := p_body->>'id';
+  v_status text := p_body->>'status';
+  v_withdrawal app_public.withdrawals := app_private.lock_withdrawal_for_payout(p_body);
+  v_amount bigint := app_private.jsonb_cents(p_body #> '{payment,amount}');
+  v_currency text := p_body #>> '{payment,currency}';
+  v_in_flight uuid;
+  v_capture uuid;
+  v_payout uuid;
+begin
+  if v_withdrawal.id is null then
+    outcome := 'unmatched';
+    detail := 'No withdrawal has this payout id or reference';
+    return;
+  end if;
+  withdrawal_id := v_withdrawal.id;
+
+  if v_withdrawal.revio_payout_id is distinct from v_payout_id then
+    if v_withdrawal.revio_payout_id is not null then
+      detail := format('Revio payout %s (%s) also names this withdrawal, which is linked to payout %s; nothing applied',
+                       v_payout_id, v_status, v_withdrawal.revio_payout_id);
+      perform app_private.flag_payment('withdrawal', v_withdrawal.id, detail);
+      outcome := 'review';
+      return;
+    end if;
+    update app_public.withdrawals w set revio_payout_id = v_payout_id where w.id = v_withdrawal.id
+    returning w.* into v_withdrawal;
+  end if;
+
+  if v_status = 'success' then
+    if v_withdrawal.status = 'paid' then
+      outcome := 'ignored';
+      detail := 'Already paid out';
+    elsif v_withdrawal.status not in ('requested', 'submitted')
+          or not exists (select from ledger.holds h where h.id = v_withdrawal.hold_id and h.status = 'placed') then
+      detail := format('Revio reports the payout succeeded but the withdrawal is %s and its hold is closed: the money left twice or the failure was wrong',
+                       v_withdrawal.status);
+      perform app_private.flag_payment('withdrawal', v_withdrawal.id, detail);
+      outcome := 'review';
+    elsif v_amount is distinct from v_withdrawal.amount or v_currency is distinct from v_withdrawal.currency then
+      detail := format('Revio paid out %s but the withdrawal is for %s; the hold stays until this is resolved',
+                       coalesce(app_private.format_money(v_amount, coalesce(v_currency, '???')), 'an unknown amount'),
+                       app_private.format_money(v_withdrawal.amount, v_withdrawal.currency));
+      perform app_private.flag_payment('withdrawal', v_withdrawal.id, detail);
+      outcome := 'review';
+    else
+      v_in_flight := ledger.system_account('withdrawals_in_flight', v_withdrawal.currency);
+      v_capture := ledger.capture_hold(v_withdrawal.hold_id, v_in_flight, 'withdrawal', null, 'Withdrawal to bank',
+                                       jsonb_build_object('withdrawal_id', v_withdrawal.id));
+      v_payout := ledger.move('payout', v_in_flight, ledger.system_account('revio_clearing', v_withdrawal.currency),
+                              v_withdrawal.amount, 'Revio payout',
+                              jsonb_build_object('withdrawal_id', v_withdrawal.id, 'revio_payout_id', v_payout_id));
+      update app_public.withdrawals w
+         set status = 'paid', capture_entry_id = v_capture, payout_entry_id = v_payout, revio_status = v_status,
+             submitted_at = coalesce(w.submitted_at, now()), closed_at = now()
+       where w.id = v_withdrawal.id;
+      outcome := 'applied';
+      detail := 'Paid out';
+    end if;
+
+  elsif v_status = 'error' then
+    if app_private.fail_withdrawal(v_withdrawal.id, coalesce(app_private.revio_attempt_error(p_body), 'The bank payout failed.')) then
+      update app_public.withdrawals w set revio_status = v_status where w.id = v_withdrawal.id;
+      outcome := 'applied';
+    elsif v_withdrawal.status = 'paid' then
+      detail := 'Revio reports the payout failed after it succeeded; check with Revio and reverse if confirmed';
+      perform app_private.flag_payment('withdrawal', v_withdrawal.id, detail);
+      outcome := 'review';
+    else
+      outcome := 'ignored';
+      detail := format('The withdrawal is already %s', v_withdrawal.status);
+    end if;
+
+  -- initialized (created) or pending (executed): the payout is at Revio.
+  elsif v_withdrawal.status = 'requested' then
+    update app_public.withdrawals w set status = 'submitted', submitted_at = now(), revio_status = v_status
+     where w.id = v_withdrawal.id;
+    outcome := 'applied';
+  elsif v_withdrawal.status = 'submitted' and v_withdrawal.revio_status is distinct from v_status and v_status = 'pending' then
+    update app_public.withdrawals w set revio_status = v_status where w.id = v_withdrawal.id;
+    outcome := 'applied';
+  else
+    outcome := 'ignored';
+    detail := format('The withdrawal is already %s', v_withdrawal.status);
+  end if;
+end;
+$$;
+
+-- The one entry point: records the delivery, deduplicates the event on
+-- (object id, event type, status, updated_on), applies it, and returns the
+-- outcome: applied | duplicate | ignored | unmatched | review | invalid |
+-- bad_signature. A body whose signature failed is stored and nothing else:
+-- it is not even parsed.
+create or replace function app_private.receive_revio_event(
+  p_body text,
+  p_signature_ok boolean,
+  p_received_at timestamptz,
+  p_headers jsonb,
+  p_source text default 'webhook'
+)
+returns text
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  v_body jsonb;
+  v_type text;
+  v_id text;
+  v_event text;
+  v_status text;
+  v_updated bigint;
+  v_outcome text;
+  v_detail text;
+  v_deposit_id uuid;
+  v_withdrawal_id uuid;
+begin
+  if p_signature_ok is not true then
+    v_outcome := 'bad_signature';
+    v_detail := 'X-Signature missing or not made by Revio''s key; nothing applied';
+  else
+    if pg_input_is_valid(p_body, 'jsonb') then
+      v_body := p_body::jsonb;
+    end if;
+    if jsonb_typeof(v_body) = 'object' then
+      v_type := v_body->>'type';
+      v_id := v_body->>'id';
+      v_event := v_body->>'event_type';
+      v_status := v_body->>'status';
+      v_updated := app_private.jsonb_cents(v_body->'updated_on');
+    end if;
+    if v_id is null or v_event is null or v_status is null or v_updated is null or v_type is null
+       or length(v_id) > 100 or length(v_event) > 100 or length(v_status) > 100 or length(v_type) > 100 then
+      v_outcome := 'invalid';
+      v_detail := 'Not a Revio object with id, type, event_type, status and updated_on';
+    else
+      insert into app_private.revio_events (object_id, event_type, status, updated_on, received_at)
+      values (v_id, v_event, v_status, v_updated, p_received_at)
+      on conflict do nothing;
+      if not found then
+        v_outcome := 'duplicate';
+      elsif v_type = 'purchase' then
+        select r.outcome, r.detail, r.deposit_id into v_outcome, v_detail, v_deposit_id from app_private.apply_purchase_event(v_body) r;
+      elsif v_type = 'payout' then
+        select r.outcome, r.detail, r.withdrawal_id into v_outcome, v_detail, v_withdrawal_id from app_private.apply_payout_event(v_body) r;
+      else
+        v_outcome := 'unmatched';
+        v_detail := format('Events about a %s are not handled', v_type);
+      end if;
+    end if;
+  end if;
+
+  insert into app_private.revio_deliveries (received_at, source, signature_ok, headers, body, object_type, object_id,
+                                            event_type, status, updated_on, outcome, detail, deposit_id, withdrawal_id)
+  values (coalesce(p_received_at, now()), coalesce(p_source, 'webhook'), coalesce(p_signature_ok, false), coalesce(p_headers, '{}'),
+          p_body, v_type, v_id, v_event, v_status, v_updated, v_outcome, v_detail, v_deposit_id, v_withdrawal_id);
+  return v_outcome;
+end;
+$$;
+comment on function app_private.receive_revio_event(text, boolean, timestamptz, jsonb, text) is
+  'Records a Revio delivery (webhook, worker or reconciliation), deduplicates it, applies the guarded transition; returns the outcome.';
+
+revoke all on function app_private.jsonb_cents(jsonb) from public;
+revoke all on function app_private.revio_attempt_error(jsonb) from public;
+revoke all on function app_private.flag_payment(text, uuid, text) from public;
+revoke all on function app_private.lock_deposit_for_purchase(jsonb) from public;
+revoke all on function app_private.apply_purchase_event(jsonb) from public;
+revoke all on function app_private.lock_withdrawal_for_payout(jsonb) from public;
+revoke all on function app_private.fail_withdrawal(uuid, text) from public;
+revoke all on function app_private.apply_payout_event(jsonb) from public;
+revoke all on function app_private.receive_revio_event(text, boolean, timestamptz, jsonb, text) from public;
+-- The webhook route calls it as the API's login role, without switching role.
+grant execute on function app_private.receive_revio_event(text, boolean, timestamptz, jsonb, text) to authenticator;
