@@ -26,7 +26,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -260,6 +260,8 @@ async function main() {
       )
     ).rows;
     console.log(`pgwallet ledger benchmark: ${server.kind}; ${settings.map((s) => `${s.name}=${s.setting}`).join(', ')}`);
+    // Other work on the machine skews the figures; say how busy it was.
+    const loadBefore = loadavg()[0];
     console.log(`  ${CLIENTS} clients, ${SECONDS} s per case (+${WARMUP} s warm-up), ${WALLETS} wallets, pgbench scale ${SCALE}; setting up…`);
     await createPgbenchTables(setup);
     const jwk = await generatePrivateJwk();
@@ -418,6 +420,7 @@ async function main() {
     console.log(`        d/b (hot vs sql)      = ${ratios.hot_vs_sql}   (target >= 0.8)`);
     if (results.hot_unsharded) console.log(`        d0/b (one shard vs sql) = ${round(results.hot_unsharded.tps / sql.tps)}   (what sharding buys)`);
     console.log(`failed transactions: ${failed}`);
+    console.log(`machine load average (1 min) before/after: ${loadBefore.toFixed(2)} / ${loadavg()[0].toFixed(2)} on ${availableParallelism()} cores`);
     console.log(
       `ledger after the run: ${health.unbalanced_currencies} unbalanced currencies, ${health.drifting_accounts} drifting accounts, ${health.negative_wallets} negative wallets; fees account in ${health.fee_shards} shards`,
     );
@@ -438,6 +441,8 @@ async function main() {
       ratios,
       failed,
       ledger_health: health,
+      load_average_before: loadBefore,
+      load_average_after: loadavg()[0],
       finished_at: new Date().toISOString(),
     };
     const path = join(here, 'results', 'ledger.json');
