@@ -10,7 +10,7 @@
 // finds. If Revio cannot be asked (no lookup on this Revio), we do not create
 // again: the withdrawal is flagged for a person, its money still held.
 import type { Task } from 'graphile-worker';
-import { decryptAccountNumber, type BankAccountKey } from '../../payments/bank-crypto.ts';
+import { BankKeyError, decryptAccountNumber, type BankAccountKey } from '../../payments/bank-crypto.ts';
 import { asEventBody } from '../../payments/revio-events.ts';
 import { RevioError, type Payout, type RevioClient } from '../../revio/index.ts';
 import { applyRevioObject, NeedsAttention, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
@@ -70,9 +70,17 @@ export function revioCreatePayout(revio: RevioClient, bankAccountKey: BankAccoun
       }
 
       if (payout.status === 'initialized') {
+        let accountNumber: string;
+        try {
+          accountNumber = decryptAccountNumber(bankAccountKey, w.user_id, w.account_number_ciphertext);
+        } catch (error) {
+          // A wrong or rotated key does not get better by retrying.
+          if (error instanceof BankKeyError) throw new NeedsAttention(`${error.message} The payout ${payout.id} is created but not executed; the money stays held.`);
+          throw error;
+        }
         try {
           payout = await revio.executePayout(payout, {
-            accountNumber: decryptAccountNumber(bankAccountKey, w.user_id, w.account_number_ciphertext),
+            accountNumber,
             accountInstitution: w.bank_name,
             branchCode: w.branch_code,
             accountType: w.account_type,
