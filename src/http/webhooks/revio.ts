@@ -64,10 +64,12 @@ export function revioWebhookRoutes(options: RevioWebhookOptions): Router {
         const signatureOk = verifyRevioSignature(raw, req.headers['x-signature'], key);
         // PostgreSQL text cannot hold NUL; such a body is stored without them.
         const body = raw.toString('utf8').replaceAll('\u0000', '');
-        const { rows } = await options.pool.query<{ outcome: string }>(
-          'select app_private.receive_revio_event($1, $2, $3, $4) as outcome',
-          [body, signatureOk, receivedAt, keptHeaders(req)],
-        );
+        // Named: each connection parses and plans it once.
+        const { rows } = await options.pool.query<{ outcome: string }>({
+          name: 'receive-revio-event',
+          text: 'select app_private.receive_revio_event($1, $2, $3, $4) as outcome',
+          values: [body, signatureOk, receivedAt, keptHeaders(req)],
+        });
         const outcome = rows[0].outcome;
         if (!signatureOk) {
           req.log.warn({ outcome }, 'Revio webhook with a bad or missing signature recorded; nothing applied');
