@@ -41,7 +41,8 @@ function timeCondition(fieldName: string, operator: '>=' | '<', description: str
     apply(condition: any, value: unknown) {
       if (value == null) return;
       const { sql } = build;
-      condition.where(sql`${condition.alias}.occurred_at ${sql.raw(operator)} ${sqlValueWithCodec(value, TYPES.timestamptz)}`);
+      const time = sqlValueWithCodec(value, TYPES.timestamptz);
+      condition.where(operator === '>=' ? sql`${condition.alias}.occurred_at >= ${time}` : sql`${condition.alias}.occurred_at < ${time}`);
     },
   }));
 }
