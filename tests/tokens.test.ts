@@ -131,3 +131,19 @@ describe('access tokens', () => {
     expect((await api.graphql(CURRENT_USER, {}, fresh.token)).data.currentUser.rowId).toBe(session.user.rowId);
   });
 });
+
+describe('verified-token cache', () => {
+  it('still refuses a token once it has expired, even after it was accepted', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const shortLived = await signWith(api.tokens, claims({ iat: now, exp: now + 2 }));
+    expect((await api.graphql(CURRENT_USER, {}, shortLived)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await expect401(shortLived, 'TOKEN_EXPIRED');
+  });
+
+  it('does not let a tampered copy of an accepted token through', async () => {
+    expect((await api.graphql(CURRENT_USER, {}, session.accessToken)).status).toBe(200);
+    const [header, , signature] = session.accessToken.split('.');
+    await expect401(`${header}.${base64url.encode(JSON.stringify(claims({ role: 'app_admin' })))}.${signature}`);
+  });
+});

@@ -3,6 +3,7 @@
 // silent downgrade to anonymous.
 import type { NextFunction, Request, Response } from 'express';
 import { TokenRejected, verifyAccessToken, type AccessClaims, type TokenSettings } from '../auth/tokens.ts';
+import { VerifiedTokenCache } from '../auth/verified-token-cache.ts';
 
 declare global {
   namespace Express {
@@ -20,14 +21,22 @@ function reject(res: Response, error: TokenRejected): void {
 }
 
 export function bearerAuth(tokens: TokenSettings) {
+  const verified = new VerifiedTokenCache();
   return async (req: Request, res: Response, next: NextFunction) => {
     const header = req.headers.authorization;
     req.auth = null;
     if (header === undefined) return next();
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) return reject(res, new TokenRejected('TOKEN_INVALID', 'The Authorization header must be "Bearer <access token>".'));
+    const token = match[1];
+    const cached = verified.get(token);
+    if (cached) {
+      req.auth = cached;
+      return next();
+    }
     try {
-      req.auth = await verifyAccessToken(tokens, match[1]);
+      req.auth = await verifyAccessToken(tokens, token);
+      verified.set(token, req.auth);
       next();
     } catch (error) {
       if (error instanceof TokenRejected) reject(res, error);
