@@ -12,6 +12,7 @@ import { migrate } from './db/migrate.ts';
 import { makePool } from './db/pools.ts';
 import { startApi } from './http/app.ts';
 import { makeLogger } from './logger.ts';
+import { createMetrics } from './metrics/registry.ts';
 import { paymentPgSettings, paymentSettingsFromEnv } from './payments/config.ts';
 import { bankAccountKeyFor } from './payments/local-keys.ts';
 import { startRevio, type RevioWiring } from './revio-wiring.ts';
@@ -42,9 +43,12 @@ await runCli(async () => {
     // Jobs and cron (hold expiry, idempotency purge, Revio calls, reconciliation)
     // need the owner's URL. Started before the API so its schema exists before
     // PostGraphile watches for DDL.
+    // IN_PROCESS_WORKER=false leaves jobs to separately run workers (src/worker/main.ts).
     const ownerUrl = local?.databaseUrl ?? config.databaseUrl;
-    const worker = ownerUrl
-      ? await startWorker({ connectionString: ownerUrl, logger, revio: { client: revio.client, payments, bankAccountKey } })
+    const inProcessWorker = process.env.IN_PROCESS_WORKER !== 'false';
+    const metrics = createMetrics();
+    const worker = ownerUrl && inProcessWorker
+      ? await startWorker({ connectionString: ownerUrl, logger, metrics, revio: { client: revio.client, payments, bankAccountKey } })
       : undefined;
     const authPool = makePool(local?.authDatabaseUrl ?? config.authDatabaseUrl!, 'api', logger);
     const api = await startApi({
@@ -58,12 +62,14 @@ await runCli(async () => {
       watchConnectionString: local?.rootDatabaseUrl.replace(/\/postgres$/, '/pgwallet') ?? config.rootDatabaseUrl,
       payments: { bankAccountKey, pgSettings: paymentPgSettings(payments) },
       revioWebhook: { publicKey: revio.publicKey, bodyLimitBytes: payments.webhookBodyLimitBytes },
+      metrics,
     });
     // The sandbox posts to us directly; real Revio needs the public address (PUBLIC_API_URL).
     const webhookBase = process.env.PUBLIC_API_URL || (revio.sandbox ? api.url : undefined);
     const webhookUrl = webhookBase ? await revio.registerWebhook(webhookBase) : undefined;
     const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
     console.log(`pgwallet is ready in ${seconds} s: GraphQL at ${api.url}/graphql` + (config.env === 'development' ? ` (Ruru at ${api.url}/graphiql)` : ''));
+    if (api.metricsUrl) console.log(`Metrics at ${api.metricsUrl}/metrics`);
     if (revio.sandbox) console.log(`Revio sandbox at ${revio.sandbox.url} (console: ${revio.sandbox.url}/_sandbox/); webhooks to ${webhookUrl}`);
     else if (!webhookUrl) logger.warn('PUBLIC_API_URL is not set: register a Revio webhook to <your public URL>/webhooks/revio yourself.');
 

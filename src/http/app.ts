@@ -11,6 +11,11 @@ import { postgraphile } from 'postgraphile';
 import { grafserv } from 'postgraphile/grafserv/express/v4';
 import type { TokenSettings } from '../auth/tokens.ts';
 import { StartupError } from '../db/embedded.ts';
+import { addToLogContext, runWithLogContext } from '../log-context.ts';
+import { ledgerCheckIntervalFrom, registerDatabaseMetrics } from '../metrics/database.ts';
+import { graphqlRejectedCounter } from '../metrics/graphql.ts';
+import { httpMetricsMiddleware, metricsHandler, metricsSettingsFrom, startMetricsServer, type MetricsServer, type MetricsSettings } from '../metrics/http.ts';
+import { createMetrics, type Metrics } from '../metrics/registry.ts';
 import { bearerAuth } from './bearer-auth.ts';
 import { makePreset } from './graphql/preset.ts';
 import { healthRoutes } from './health.ts';
@@ -29,11 +34,20 @@ export interface ApiOptions {
   payments?: PaymentsPluginOptions & { pgSettings?: Record<string, string> };
   /** Mounts POST /webhooks/revio (its SQL call goes through authPool). */
   revioWebhook?: Omit<RevioWebhookOptions, 'pool'>;
+  /** The process's metrics registry (shared with an in-process worker); a new one if absent. */
+  metrics?: Metrics;
+  /** How /metrics is protected (default: from METRICS_* in the environment). */
+  metricsSettings?: MetricsSettings;
+  /** Seconds between ledger invariant checks for /metrics (default: METRICS_LEDGER_CHECK_INTERVAL_SECONDS). */
+  ledgerCheckIntervalSeconds?: number;
 }
 
 export interface Api {
   server: Server;
   url: string;
+  metrics: Metrics;
+  /** Where /metrics is served when it has a port of its own (METRICS_PORT). */
+  metricsUrl?: string;
   /** Stops accepting requests, lets in-flight ones finish, releases PostGraphile. */
   close(): Promise<void>;
 }
@@ -79,6 +93,15 @@ function listen(server: Server, host: string, port: number): Promise<void> {
 export async function startApi(options: ApiOptions): Promise<Api> {
   const app = express();
   app.disable('x-powered-by');
+  const metrics = options.metrics ?? createMetrics();
+  metrics.addPool('api', options.authPool);
+  registerDatabaseMetrics(metrics, {
+    pool: options.authPool,
+    logger: options.logger,
+    ledgerCheckIntervalSeconds: options.ledgerCheckIntervalSeconds ?? ledgerCheckIntervalFrom(),
+  });
+  const metricsSettings = options.metricsSettings ?? metricsSettingsFrom();
+  app.use(httpMetricsMiddleware(metrics));
   app.use(
     pinoHttp({
       logger: options.logger,
@@ -95,15 +118,24 @@ export async function startApi(options: ApiOptions): Promise<Api> {
         res.setHeader('x-request-id', id);
         return id;
       },
+      // The signed-in user on the request's completion line.
+      customProps: (req) => ((req as Request).auth?.sub ? { userId: (req as Request).auth!.sub } : {}),
     }),
   );
+  // Every line logged while handling the request carries its id (and, once the token is verified, the user's).
+  app.use((req: Request, _res: Response, next: NextFunction) => runWithLogContext({ requestId: String(req.id) }, next));
   app.use(securityHeaders(options.development));
   app.use(healthRoutes(options.authPool));
-  if (options.revioWebhook) app.use(revioWebhookRoutes({ pool: options.authPool, ...options.revioWebhook }));
-  app.use('/graphql', rejectLargeBodies(options.bodyLimitBytes), bearerAuth(options.tokens));
+  if (metricsSettings.enabled && metricsSettings.port === undefined) app.get('/metrics', metricsHandler(metrics, metricsSettings.token));
+  else if (!metricsSettings.enabled) options.logger.warn('/metrics is off: in production set METRICS_TOKEN or METRICS_PORT (docs/observability.md).');
+  if (options.revioWebhook) app.use(revioWebhookRoutes({ pool: options.authPool, metrics, ...options.revioWebhook }));
+  app.use('/graphql', graphqlRejectedCounter(metrics), rejectLargeBodies(options.bodyLimitBytes), bearerAuth(options.tokens), (req: Request, _res: Response, next: NextFunction) => {
+    if (req.auth?.sub) addToLogContext({ userId: req.auth.sub });
+    next();
+  });
 
   const server = createServer(app);
-  const preset = makePreset(options);
+  const preset = makePreset({ ...options, metrics });
   const pgl = postgraphile(preset);
   // pgl.release() leaves the services' LISTEN client (used by schema watch and
   // subscriptions) checked out of our pool, so pool.end() would wait forever.
@@ -122,9 +154,14 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     res.status(500).json({ errors: [{ message: `An unexpected error occurred (error id ${errorId}).`, extensions: { code: 'INTERNAL_ERROR', errorId } }] });
   });
 
+  let metricsServer: MetricsServer | undefined;
   try {
     await listen(server, options.host, options.port);
+    if (metricsSettings.enabled && metricsSettings.port !== undefined) {
+      metricsServer = await startMetricsServer(metrics, { host: metricsSettings.host, port: metricsSettings.port, token: metricsSettings.token });
+    }
   } catch (error) {
+    server.close();
     await release(); // stops schema watching, which would otherwise outlive us
     throw error;
   }
@@ -133,7 +170,10 @@ export async function startApi(options: ApiOptions): Promise<Api> {
   return {
     server,
     url: `http://${hostForUrl}:${port}`,
+    metrics,
+    metricsUrl: metricsServer?.url,
     async close() {
+      await metricsServer?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive sockets would hold close() open for their idle timeout; drop
       // each one as soon as its in-flight request has been answered.

@@ -12,9 +12,11 @@
 // would fight its own migration table. Anything that queues jobs from SQL
 // therefore needs the worker to have started once (installWorkerSchema does it
 // without running jobs).
-import { Logger as WorkerLogger, run, runMigrations, type Runner } from 'graphile-worker';
+import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
 import type { Logger } from 'pino';
 import { makePool } from '../db/pools.ts';
+import { runWithLogContext } from '../log-context.ts';
+import type { Metrics } from '../metrics/registry.ts';
 import { makeCronItems, makeTaskList, type RevioTaskDeps } from './tasks/index.ts';
 
 export interface WorkerSettings {
@@ -60,6 +62,35 @@ export interface StartWorkerOptions extends Partial<WorkerSettings> {
   revio?: RevioTaskDeps;
   /** How often to look for jobs whose run_at has come (retries); default 2000 ms. New jobs arrive by LISTEN at once. */
   pollInterval?: number;
+  /** Counts and times jobs (pgwallet_jobs_total, pgwallet_job_duration_seconds) and exports the worker pool's usage. */
+  metrics?: Metrics;
+}
+
+/** Every line a task logs (its own, the Revio client's, SQL errors) carries the job id and task. */
+function withJobLogContext(tasks: TaskList): TaskList {
+  const wrapped: TaskList = {};
+  for (const [name, task] of Object.entries(tasks)) {
+    if (!task) continue;
+    wrapped[name] = (payload, helpers) => runWithLogContext({ jobId: String(helpers.job.id), task: name }, () => task(payload, helpers));
+  }
+  return wrapped;
+}
+
+/** job:success → success; job:error with attempts left → retry; job:failed (out of attempts) → failed. */
+export function instrumentRunner(runner: Runner, metrics: Metrics): void {
+  const started = new Map<string, number>();
+  const finish = (job: { id: string; task_identifier: string }, outcome: string) => {
+    const at = started.get(job.id);
+    started.delete(job.id);
+    if (at !== undefined) metrics.jobDuration.observe({ task: job.task_identifier }, (performance.now() - at) / 1000);
+    metrics.jobs.inc({ task: job.task_identifier, outcome });
+  };
+  runner.events.on('job:start', ({ job }) => void started.set(job.id, performance.now()));
+  runner.events.on('job:success', ({ job }) => finish(job, 'success'));
+  runner.events.on('job:error', ({ job }) => {
+    if (job.attempts < job.max_attempts) finish(job, 'retry');
+  });
+  runner.events.on('job:failed', ({ job }) => finish(job, 'failed'));
 }
 
 export interface Worker {
@@ -74,13 +105,17 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   try {
     const runner = await run({
       pgPool: pool,
-      taskList: makeTaskList({ ...settings, revio: options.revio }),
+      taskList: withJobLogContext(makeTaskList({ ...settings, revio: options.revio })),
       parsedCronItems: options.cron === false ? [] : makeCronItems({ revio: Boolean(options.revio) }),
       concurrency: settings.concurrency,
       ...(options.pollInterval ? { pollInterval: options.pollInterval } : {}),
       noHandleSignals: true,
       logger: workerLogger(options.logger),
     });
+    if (options.metrics) {
+      instrumentRunner(runner, options.metrics);
+      options.metrics.addPool('worker', pool);
+    }
     return {
       runner,
       async stop() {

@@ -8,6 +8,7 @@ import type { TokenSettings } from '../../src/auth/tokens.ts';
 import { makePool } from '../../src/db/pools.ts';
 import { startApi, type Api } from '../../src/http/app.ts';
 import { makeLogger } from '../../src/logger.ts';
+import type { MetricsSettings } from '../../src/metrics/http.ts';
 
 export interface GraphQLResponse<T = any> {
   status: number;
@@ -27,11 +28,11 @@ export async function testTokenSettings(): Promise<TokenSettings> {
   return { keys: await loadSigningKeys(await generatePrivateJwk()), issuer: 'pgwallet', audience: 'pgwallet-api', ttlSeconds: 900 };
 }
 
-export async function startTestApi(options: { tokens?: TokenSettings; logger?: Logger } = {}): Promise<TestApi> {
+export async function startTestApi(options: { tokens?: TokenSettings; logger?: Logger; metricsSettings?: MetricsSettings } = {}): Promise<TestApi> {
   const logger = options.logger ?? makeLogger(process.env.LOG_LEVEL ?? 'silent');
   const authPool = makePool(inject('authUrl'), 'test-api', logger);
   const tokens = options.tokens ?? (await testTokenSettings());
-  const api = await startApi({ host: '127.0.0.1', port: 0, authPool, tokens, logger, development: false, bodyLimitBytes: 100_000 });
+  const api = await startApi({ host: '127.0.0.1', port: 0, authPool, tokens, logger, development: false, bodyLimitBytes: 100_000, metricsSettings: options.metricsSettings });
   return {
     url: api.url,
     api,

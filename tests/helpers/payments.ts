@@ -4,10 +4,12 @@
 // running worker with fast retries.
 import { generateKeyPairSync } from 'node:crypto';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { generatePrivateJwk, loadSigningKeys } from '../../src/auth/keys.ts';
 import { makePool } from '../../src/db/pools.ts';
 import { startApi, type Api } from '../../src/http/app.ts';
 import { makeLogger } from '../../src/logger.ts';
+import type { Metrics } from '../../src/metrics/registry.ts';
 import { generateBankAccountKey, parseBankAccountKey, type BankAccountKey } from '../../src/payments/bank-crypto.ts';
 import { paymentPgSettings, paymentSettingsFromEnv, type PaymentSettings } from '../../src/payments/config.ts';
 import { publicKeySource, signRevioBody, type RevioClient } from '../../src/revio/index.ts';
@@ -23,6 +25,10 @@ export interface StackOptions {
   /** Revio client timeout (the sandbox's hang faults wait for it). */
   clientTimeoutMs?: number;
   worker?: boolean;
+  /** One registry for the API and the worker, as under `npm start`. */
+  metrics?: Metrics;
+  logger?: Logger;
+  ledgerCheckIntervalSeconds?: number;
 }
 
 export interface PaymentsStack {
@@ -48,7 +54,7 @@ export const TEST_PAYMENTS: Partial<PaymentSettings> = {
 };
 
 export async function startPaymentsStack(label: string, options: StackOptions = {}): Promise<PaymentsStack> {
-  const logger = makeLogger(process.env.LOG_LEVEL ?? 'silent');
+  const logger = options.logger ?? makeLogger(process.env.LOG_LEVEL ?? 'silent');
   const db = await createOwnDatabase(label);
   const sandbox = await startTestSandbox(options.sandbox);
   const revio = clientFor(sandbox, { timeoutMs: options.clientTimeoutMs ?? 1_000 });
@@ -66,11 +72,13 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
     bodyLimitBytes: 100_000,
     payments: { bankAccountKey, pgSettings: paymentPgSettings(payments) },
     revioWebhook: { publicKey: publicKeySource(revio), bodyLimitBytes: payments.webhookBodyLimitBytes },
+    metrics: options.metrics,
+    ledgerCheckIntervalSeconds: options.ledgerCheckIntervalSeconds,
   });
   await revio.createWebhook({ title: 'pgwallet test', callback: `${api.url}/webhooks/revio`, allEvents: true });
   const worker = options.worker === false
     ? undefined
-    : await startWorker({ connectionString: db.ownerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, revio: { client: revio, payments, bankAccountKey } });
+    : await startWorker({ connectionString: db.ownerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey } });
   const owner = new pg.Pool({ connectionString: db.ownerUrl, max: 5 });
 
   return {

@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import type { AccessClaims, TokenSettings } from '../../auth/tokens.ts';
+import { makeGraphqlMetricsPlugin } from '../../metrics/graphql.ts';
+import type { Metrics } from '../../metrics/registry.ts';
 import { makeAuthPlugin } from './auth-plugin.ts';
 import { ledgerPlugins } from './ledger-plugin.ts';
 import { makeMaskError } from './mask-error.ts';
@@ -22,6 +24,8 @@ export interface PresetOptions {
   watchConnectionString?: string;
   /** Deposits and withdrawals: the bank-account key and the pgwallet.* limits SQL reads. */
   payments?: PaymentsPluginOptions & { pgSettings?: Record<string, string> };
+  /** Counts and times GraphQL operations (src/metrics/graphql.ts). */
+  metrics?: Metrics;
 }
 
 /** The settings PostgreSQL sees for one request; RLS reads the claims. */
@@ -36,11 +40,16 @@ export function pgSettingsFor(auth: AccessClaims | null | undefined): Record<str
   };
 }
 
+function requestIdSettings(id: unknown): Record<string, string> {
+  if (id === undefined || id === null) return {};
+  return { application_name: `pgwallet-api req=${String(id)}`.slice(0, 63), 'pgwallet.request_id': String(id) };
+}
+
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const watch = options.development && Boolean(options.watchConnectionString);
   return {
     extends: [PostGraphileAmberPreset],
-    plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {})],
+    plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {}), ...(options.metrics ? [makeGraphqlMetricsPlugin(options.metrics)] : [])],
     pgServices: [
       makePgService({
         pool: options.authPool,
@@ -60,7 +69,10 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     grafast: {
       context(requestContext) {
         const req = requestContext.expressv4?.req;
-        const settings = pgSettingsFor(req?.auth);
+        // The request id reaches PostgreSQL as the transaction's application_name
+        // (pg_stat_activity, and log lines with %a in log_line_prefix) and as
+        // pgwallet.request_id, so a slow query or SQL error can be traced to its request.
+        const settings = { ...pgSettingsFor(req?.auth), ...requestIdSettings(req?.id) };
         // Payment limits matter only to signed-in callers.
         return { pgSettings: req?.auth ? { ...settings, ...options.payments?.pgSettings } : settings };
       },

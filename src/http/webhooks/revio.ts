@@ -8,13 +8,29 @@
 // tries again later.
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Pool } from 'pg';
+import type { Metrics } from '../../metrics/registry.ts';
 import { verifyRevioSignature, type PublicKeySource } from '../../revio/index.ts';
+import { WEBHOOK_EVENTS } from '../../revio/types.ts';
 
 export interface RevioWebhookOptions {
   /** The API's authenticator pool: it may execute receive_revio_event and nothing else here. */
   pool: Pick<Pool, 'query'>;
   publicKey: PublicKeySource;
   bodyLimitBytes: number;
+  /** Counts deliveries as pgwallet_webhook_deliveries_total{event_type, outcome}. */
+  metrics?: Metrics;
+}
+
+const KNOWN_EVENTS = new Set<string>(WEBHOOK_EVENTS);
+
+/** The event type label: Revio's known types only (bounded); anything else is `other`. */
+function eventTypeLabel(raw: Buffer): string {
+  try {
+    const type = (JSON.parse(raw.toString('utf8')) as { event_type?: unknown }).event_type;
+    return typeof type === 'string' && KNOWN_EVENTS.has(type) ? type : 'other';
+  } catch {
+    return 'other';
+  }
 }
 
 export const REVIO_WEBHOOK_PATH = '/webhooks/revio';
@@ -39,11 +55,13 @@ function error(res: Response, status: number, code: string, message: string) {
 export function revioWebhookRoutes(options: RevioWebhookOptions): Router {
   const router = Router();
   const limit = options.bodyLimitBytes;
+  const count = (event_type: string, outcome: string) => options.metrics?.webhookDeliveries.inc({ event_type, outcome });
 
   router.post(
     REVIO_WEBHOOK_PATH,
     (req: Request, res: Response, next: NextFunction) => {
       if (Number(req.headers['content-length'] ?? 0) <= limit) return next();
+      count('unknown', 'too_large');
       res.set('connection', 'close');
       error(res, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes.`);
     },
@@ -58,6 +76,7 @@ export function revioWebhookRoutes(options: RevioWebhookOptions): Router {
           key = await options.publicKey.get();
         } catch (keyError) {
           req.log.error({ err: { message: (keyError as Error).message } }, 'Revio public key unavailable; webhook not recorded');
+          count('unknown', 'error');
           res.set('retry-after', '60');
           return error(res, 503, 'WEBHOOK_KEY_UNAVAILABLE', 'The key that verifies Revio signatures is not available yet; try again later.');
         }
@@ -71,12 +90,15 @@ export function revioWebhookRoutes(options: RevioWebhookOptions): Router {
           values: [body, signatureOk, receivedAt, keptHeaders(req)],
         });
         const outcome = rows[0].outcome;
+        // Only a verified body names its event type (an unsigned one is anyone's choice).
+        count(signatureOk ? eventTypeLabel(raw) : 'unverified', outcome);
         if (!signatureOk) {
           req.log.warn({ outcome }, 'Revio webhook with a bad or missing signature recorded; nothing applied');
           return error(res, 401, 'WEBHOOK_SIGNATURE_INVALID', 'X-Signature is missing or does not verify with Revio\'s key.');
         }
         res.status(200).json({ received: true, outcome });
       } catch (failure) {
+        count('unknown', 'error');
         next(failure);
       }
     },
@@ -85,6 +107,7 @@ export function revioWebhookRoutes(options: RevioWebhookOptions): Router {
   // An undeclared (chunked) body over the limit, stopped by the raw parser.
   router.use(REVIO_WEBHOOK_PATH, (failure: Error & { type?: string }, _req: Request, res: Response, next: NextFunction) => {
     if (failure.type !== 'entity.too.large') return next(failure);
+    count('unknown', 'too_large');
     res.set('connection', 'close');
     error(res, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes.`);
   });
