@@ -43,9 +43,10 @@ create or replace view app_public.wallet_transactions with (security_barrier) as
     left join lateral (
       -- The largest leg on the other side of the entry: a person, or what a
       -- system account stands for.
-      select coalesce(u.full_name, case oa.kind when 'revio_clearing' then 'Revio'
-                                                when 'withdrawals_in_flight' then 'Bank withdrawal'
-                                                when 'fees' then 'pgwallet fees' end) as name
+      select coalesce(u.full_name, case oa.kind::text when 'revio_clearing' then 'Revio'
+                                                      when 'withdrawals_in_flight' then 'Bank withdrawal'
+                                                      when 'fees' then 'pgwallet fees'
+                                                      when 'adjustments' then 'pgwallet adjustment' end) as name
         from ledger.postings o
         join ledger.accounts oa on oa.id = o.account_id
         left join app_public.users u on u.id = oa.owner_id
@@ -67,7 +68,7 @@ comment on column app_public.wallet_transactions.amount is E'@notNull\n@behavior
 comment on column app_public.wallet_transactions.currency is E'@notNull\n@behavior -filterBy -orderBy';
 comment on column app_public.wallet_transactions.kind is E'@notNull\n@behavior -orderBy\nWhat kind of movement this is.';
 comment on column app_public.wallet_transactions.memo is E'@behavior -filterBy -orderBy';
-comment on column app_public.wallet_transactions.counterparty_name is E'@behavior -filterBy -orderBy\nWho is on the other side: a person''s name, or Revio, Bank withdrawal, pgwallet fees.';
+comment on column app_public.wallet_transactions.counterparty_name is E'@behavior -filterBy -orderBy\nWho is on the other side: a person''s name, or Revio, Bank withdrawal, pgwallet fees, pgwallet adjustment.';
 comment on column app_public.wallet_transactions.balance_after is E'@notNull\n@behavior -filterBy -orderBy\nThe wallet balance right after this movement.';
 comment on column app_public.wallet_transactions.occurred_at is E'@notNull\n@behavior -filterBy -orderBy\nWhen the movement was recorded.';
 

@@ -1,0 +1,52 @@
+-- Rate limits kept in PostgreSQL (no extra server). The API calls
+-- app_private.rate_limit_hit once per GraphQL request, as the authenticator,
+-- with the buckets the request counts against (per IP, per user, and the
+-- stricter ones for sign-in and money mutations; src/http/rate-limit.ts) and
+-- their limits. Fixed windows: each bucket counts hits in the current window
+-- of p_window_seconds; over the limit, the answer is the seconds until the
+-- window ends (Retry-After). Hits over the limit still count.
+
+create or replace function app_private.rate_limit_hit(p_buckets text[], p_limits int[], p_window_seconds int)
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  v_window_seconds int := greatest(coalesce(p_window_seconds, 60), 1);
+  v_window timestamptz := to_timestamp(floor(extract(epoch from clock_timestamp()) / v_window_seconds) * v_window_seconds);
+  v_over boolean;
+begin
+  -- Sorted and distinct: concurrent requests lock counter rows in one order.
+  with wanted as (
+    select distinct on (b.bucket) b.bucket, b.lim
+      from unnest(p_buckets, p_limits) as b(bucket, lim)
+     where b.bucket is not null and b.lim > 0
+     order by b.bucket, b.lim
+  ), hit as (
+    insert into app_private.rate_limit_counters as c (bucket, window_start, hits)
+    select w.bucket, v_window, 1 from wanted w order by w.bucket
+    on conflict (bucket, window_start) do update set hits = c.hits + 1
+    returning c.bucket, c.hits
+  )
+  select coalesce(bool_or(hit.hits > wanted.lim), false) into v_over
+    from hit join wanted using (bucket);
+
+  -- Now and then, forget windows that have ended.
+  if random() < 0.002 then
+    delete from app_private.rate_limit_counters c where c.window_start < v_window;
+  end if;
+
+  if v_over then
+    return greatest(1, ceil(extract(epoch from (v_window + make_interval(secs => v_window_seconds) - clock_timestamp())))::int);
+  end if;
+  return 0;
+end;
+$$;
+comment on function app_private.rate_limit_hit(text[], int[], int) is
+  'Counts one hit against each bucket (limit <= 0: not counted); returns 0, or the seconds to wait when any bucket is over its limit.';
+
+revoke all on app_private.rate_limit_counters from public, app_anonymous, app_user, app_admin, app_auditor, authenticator;
+revoke all on function app_private.rate_limit_hit(text[], int[], int) from public;
+grant execute on function app_private.rate_limit_hit(text[], int[], int) to authenticator;
