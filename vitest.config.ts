@@ -10,6 +10,11 @@ export default defineConfig({
     maxWorkers: 4,
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    env: { NODE_ENV: 'test', GRAPHILE_ENV: 'test', LOG_LEVEL: 'silent' },
+    // Every suite calls the API from 127.0.0.1 and shares one database, so the
+    // rate limits are off (0) here; tests/abuse-limits.test.ts sets tight ones.
+    env: {
+      NODE_ENV: 'test', GRAPHILE_ENV: 'test', LOG_LEVEL: 'silent',
+      RATE_LIMIT_PER_IP: '0', RATE_LIMIT_PER_USER: '0', RATE_LIMIT_AUTH_PER_IP: '0', RATE_LIMIT_MONEY_PER_USER: '0',
+    },
   },
 });

@@ -16,11 +16,13 @@ import { ledgerCheckIntervalFrom, registerDatabaseMetrics } from '../metrics/dat
 import { graphqlRejectedCounter } from '../metrics/graphql.ts';
 import { httpMetricsMiddleware, metricsHandler, metricsSettingsFrom, startMetricsServer, type MetricsServer, type MetricsSettings } from '../metrics/http.ts';
 import { createMetrics, type Metrics } from '../metrics/registry.ts';
+import { bodyParserErrors, cors, graphqlBodyParsers, graphqlGuards, limitOtherBodies } from './abuse.ts';
 import { bearerAuth } from './bearer-auth.ts';
 import { makePreset } from './graphql/preset.ts';
 import { healthRoutes } from './health.ts';
+import { apiLimitsFromEnv, type ApiLimits } from './limits-config.ts';
 import type { PaymentsPluginOptions } from './graphql/payments-plugin.ts';
-import { revioWebhookRoutes, type RevioWebhookOptions } from './webhooks/revio.ts';
+import { REVIO_WEBHOOK_PATH, revioWebhookRoutes, type RevioWebhookOptions } from './webhooks/revio.ts';
 
 export interface ApiOptions {
   host: string;
@@ -34,6 +36,8 @@ export interface ApiOptions {
   payments?: PaymentsPluginOptions & { pgSettings?: Record<string, string> };
   /** Mounts POST /webhooks/revio (its SQL call goes through authPool). */
   revioWebhook?: Omit<RevioWebhookOptions, 'pool'>;
+  /** Rate limits, GraphQL caps, CORS, proxy trust (default: from the environment, src/http/limits-config.ts). */
+  limits?: ApiLimits;
   /** The process's metrics registry (shared with an in-process worker); a new one if absent. */
   metrics?: Metrics;
   /** How /metrics is protected (default: from METRICS_* in the environment). */
@@ -93,6 +97,8 @@ function listen(server: Server, host: string, port: number): Promise<void> {
 export async function startApi(options: ApiOptions): Promise<Api> {
   const app = express();
   app.disable('x-powered-by');
+  const limits = options.limits ?? apiLimitsFromEnv();
+  if (limits.trustProxy !== undefined) app.set('trust proxy', limits.trustProxy);
   const metrics = options.metrics ?? createMetrics();
   metrics.addPool('api', options.authPool);
   registerDatabaseMetrics(metrics, {
@@ -124,7 +130,9 @@ export async function startApi(options: ApiOptions): Promise<Api> {
   );
   // Every line logged while handling the request carries its id (and, once the token is verified, the user's).
   app.use((req: Request, _res: Response, next: NextFunction) => runWithLogContext({ requestId: String(req.id) }, next));
-  app.use(securityHeaders(options.development));
+  app.use(securityHeaders(options.development || limits.ruru));
+  app.use(cors(limits.corsOrigins));
+  app.use(limitOtherBodies(limits.otherBodyLimitBytes, ['/graphql', REVIO_WEBHOOK_PATH]));
   app.use(healthRoutes(options.authPool));
   if (metricsSettings.enabled && metricsSettings.port === undefined) app.get('/metrics', metricsHandler(metrics, metricsSettings.token));
   else if (!metricsSettings.enabled) options.logger.warn('/metrics is off: in production set METRICS_TOKEN or METRICS_PORT (docs/observability.md).');
@@ -133,9 +141,11 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     if (req.auth?.sub) addToLogContext({ userId: req.auth.sub });
     next();
   });
+  // After the token is verified: read the body, count the request against its rate limits, cap variable page sizes.
+  app.use('/graphql', ...graphqlBodyParsers(options.bodyLimitBytes), ...graphqlGuards(options.authPool, limits, options.logger));
 
   const server = createServer(app);
-  const preset = makePreset({ ...options, metrics });
+  const preset = makePreset({ ...options, metrics, limits });
   const pgl = postgraphile(preset);
   // pgl.release() leaves the services' LISTEN client (used by schema watch and
   // subscriptions) checked out of our pool, so pool.end() would wait forever.
@@ -148,6 +158,7 @@ export async function startApi(options: ApiOptions): Promise<Api> {
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ errors: [{ message: 'Not found.', extensions: { code: 'NOT_FOUND' } }] });
   });
+  app.use(bodyParserErrors);
   app.use((error: Error, req: Request, res: Response, _next: NextFunction) => {
     const errorId = String(req.id ?? randomUUID());
     req.log.error({ err: { message: error.message, stack: error.stack }, errorId }, 'unhandled HTTP error');

@@ -5,6 +5,7 @@ import '../../src/graphile-env.ts';
 import { loadSigningKeys } from '../../src/auth/keys.ts';
 import { makePool } from '../../src/db/pools.ts';
 import { startApi } from '../../src/http/app.ts';
+import { apiLimitsFromEnv } from '../../src/http/limits-config.ts';
 import { makeLogger } from '../../src/logger.ts';
 
 const logger = makeLogger(process.env.BENCH_LOG_LEVEL ?? 'silent');
@@ -17,6 +18,8 @@ const api = await startApi({
   logger,
   development: false,
   bodyLimitBytes: 100_000,
+  // One client address hammering on purpose: rate limits off (the GraphQL caps stay).
+  limits: { ...apiLimitsFromEnv(), rate: { windowSeconds: 60, perIp: 0, perUser: 0, authPerIp: 0, moneyPerUser: 0 } },
 });
 process.stdout.write(`${JSON.stringify({ url: api.url })}\n`);
 process.once('SIGTERM', async () => {

@@ -9,7 +9,9 @@ import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import type { AccessClaims, TokenSettings } from '../../auth/tokens.ts';
 import { makeGraphqlMetricsPlugin } from '../../metrics/graphql.ts';
 import type { Metrics } from '../../metrics/registry.ts';
+import type { ApiLimits } from '../limits-config.ts';
 import { makeAuthPlugin } from './auth-plugin.ts';
+import { makeGraphqlLimitsPlugin } from './limits-plugin.ts';
 import { ledgerPlugins } from './ledger-plugin.ts';
 import { makeMaskError } from './mask-error.ts';
 import { makePaymentsPlugins, type PaymentsPluginOptions } from './payments-plugin.ts';
@@ -24,6 +26,8 @@ export interface PresetOptions {
   watchConnectionString?: string;
   /** Deposits and withdrawals: the bank-account key and the pgwallet.* limits SQL reads. */
   payments?: PaymentsPluginOptions & { pgSettings?: Record<string, string> };
+  /** Depth, complexity and page-size caps; introspection and Ruru switches (src/http/limits-config.ts). */
+  limits?: Pick<ApiLimits, 'maxDepth' | 'maxComplexity' | 'maxPageSize' | 'introspection' | 'ruru'>;
   /** Counts and times GraphQL operations (src/metrics/graphql.ts). */
   metrics?: Metrics;
 }
@@ -48,7 +52,7 @@ function requestIdSettings(id: unknown): Record<string, string> {
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const watch = options.development && Boolean(options.watchConnectionString);
   return {
-    extends: [PostGraphileAmberPreset],
+    extends: [PostGraphileAmberPreset, ...(options.limits ? [{ plugins: [makeGraphqlLimitsPlugin(options.limits)] }] : [])],
     plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {}), ...(options.metrics ? [makeGraphqlMetricsPlugin(options.metrics)] : [])],
     pgServices: [
       makePgService({
@@ -59,8 +63,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
     ],
     grafserv: {
       graphqlPath: '/graphql',
-      graphiql: options.development,
-      graphiqlOnGraphQLGET: options.development,
+      graphiql: options.limits?.ruru ?? options.development,
+      graphiqlOnGraphQLGET: options.limits?.ruru ?? options.development,
       graphiqlPath: '/graphiql',
       watch,
       maxRequestLength: options.bodyLimitBytes,
@@ -73,6 +77,8 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         // (pg_stat_activity, and log lines with %a in log_line_prefix) and as
         // pgwallet.request_id, so a slow query or SQL error can be traced to its request.
         const settings = { ...pgSettingsFor(req?.auth), ...requestIdSettings(req?.id) };
+        // The client's address, for the admin log (sql/admin/audit_log.sql).
+        if (req?.ip) Object.assign(settings, { 'request.client_ip': req.ip });
         // Payment limits matter only to signed-in callers.
         return { pgSettings: req?.auth ? { ...settings, ...options.payments?.pgSettings } : settings };
       },

@@ -1,0 +1,183 @@
+// Abuse limits in front of GraphQL (and every other route): CORS allow-list,
+// body limits, per-IP and per-user rate limits counted in PostgreSQL
+// (sql/abuse/rate_limit.sql, one SQL call per GraphQL request), stricter for
+// sign-in and money mutations, and the page-size cap for first/last given as
+// variables (literals are checked by GraphQL validation, graphql/limits-plugin.ts).
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { Kind, parse, visit } from 'postgraphile/graphql';
+import type { ApiLimits, RateLimits } from './limits-config.ts';
+
+function jsonError(res: Response, status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
+  res.status(status).json({ errors: [{ message, extensions: { code, ...extra } }] });
+}
+
+/** Access-Control-* headers for allowed origins only; preflights are answered here. */
+export function cors(origins: string[]): RequestHandler {
+  const allowed = new Set(origins);
+  return (req, res, next) => {
+    const origin = req.headers.origin;
+    const ok = typeof origin === 'string' && allowed.has(origin);
+    if (ok) {
+      res.setHeader('Access-Control-Allow-Origin', origin);
+      res.setHeader('Access-Control-Expose-Headers', 'Retry-After, X-Request-Id');
+    }
+    res.vary('Origin');
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method']) {
+      if (!ok) return void res.status(403).end();
+      res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+      res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization, X-Request-Id');
+      res.setHeader('Access-Control-Max-Age', '600');
+      return void res.status(204).end();
+    }
+    next();
+  };
+}
+
+/** Routes with their own body handling are exempt; everything else gets a small limit. */
+export function limitOtherBodies(limit: number, exemptPrefixes: string[]): RequestHandler {
+  return (req, res, next) => {
+    if (exemptPrefixes.some((prefix) => req.path === prefix || req.path.startsWith(`${prefix}/`))) return next();
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      res.set('connection', 'close');
+      return jsonError(res, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes.`);
+    }
+    if (declared === 0 && !req.headers['transfer-encoding']) return next();
+    // Undeclared (chunked) or small bodies: count what arrives.
+    let seen = 0;
+    req.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > limit && !res.headersSent) {
+        res.set('connection', 'close');
+        jsonError(res, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${limit} bytes.`);
+        req.destroy();
+      }
+    });
+    next();
+  };
+}
+
+/**
+ * Reads the GraphQL body (JSON, application/graphql or form data) before
+ * grafserv does, so the rate limiter can see the operation; grafserv uses req.body.
+ */
+export function graphqlBodyParsers(limitBytes: number): RequestHandler[] {
+  return [
+    express.json({ limit: limitBytes }),
+    express.text({ limit: limitBytes, type: 'application/graphql' }),
+    express.urlencoded({ limit: limitBytes, extended: false }),
+  ];
+}
+
+/** body-parser failures as coded JSON errors instead of a masked 500. */
+export function bodyParserErrors(error: Error & { status?: number; type?: string }, _req: Request, res: Response, next: NextFunction) {
+  if (error.type === 'entity.too.large' || error.status === 413) {
+    res.set('connection', 'close');
+    return jsonError(res, 413, 'PAYLOAD_TOO_LARGE', 'The request body is larger than the limit.');
+  }
+  if (typeof error.type === 'string' && error.status && error.status >= 400 && error.status < 500) {
+    return jsonError(res, 400, 'BAD_REQUEST', 'The request body could not be parsed.');
+  }
+  next(error);
+}
+
+function queryOf(body: unknown): string {
+  if (typeof body === 'string') return body;
+  if (body && typeof body === 'object' && typeof (body as { query?: unknown }).query === 'string') return (body as { query: string }).query;
+  return '';
+}
+
+function variablesOf(body: unknown): Record<string, unknown> {
+  if (!body || typeof body !== 'object') return {};
+  let variables = (body as { variables?: unknown }).variables;
+  if (typeof variables === 'string') {
+    try {
+      variables = JSON.parse(variables);
+    } catch {
+      return {};
+    }
+  }
+  return variables && typeof variables === 'object' ? (variables as Record<string, unknown>) : {};
+}
+
+// Strings and comments removed, so neither can hide (or fake) a field name.
+const STRINGS_AND_COMMENTS = /"""[\s\S]*?"""|"(?:[^"\\\n\r]|\\.)*"|#[^\n\r]*/g;
+const AUTH_FIELDS = /\b(?:login|register|refreshSession)\s*\(/;
+const MONEY_FIELDS = /\b(?:transfer|createDeposit|requestWithdrawal|addBankAccount|deleteMyAccount|adminRequestAdjustment|adminDecideAdjustment)\s*\(/;
+
+export type OperationClass = 'auth' | 'money' | 'other';
+
+/** Cheap, conservative: any sign-in or money field anywhere in the document counts. */
+export function classifyOperation(query: string): OperationClass {
+  const code = query.replace(STRINGS_AND_COMMENTS, ' ');
+  if (AUTH_FIELDS.test(code)) return 'auth';
+  if (MONEY_FIELDS.test(code)) return 'money';
+  return 'other';
+}
+
+export function rateLimitBuckets(rate: RateLimits, ip: string, userId: string | undefined, kind: OperationClass) {
+  const buckets: [string, number][] = [[`ip:${ip}`, rate.perIp]];
+  if (userId) buckets.push([`user:${userId}`, rate.perUser]);
+  if (kind === 'auth') buckets.push([`auth:${ip}`, rate.authPerIp]);
+  if (kind === 'money' && userId) buckets.push([`money:${userId}`, rate.moneyPerUser]);
+  return buckets.filter(([, limit]) => limit > 0);
+}
+
+/** One SQL call per GraphQL request; 429 with Retry-After when any bucket is over. */
+export function rateLimit(pool: Pick<Pool, 'query'>, rate: RateLimits, logger: Logger): RequestHandler {
+  return async (req, res, next) => {
+    const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+    const buckets = rateLimitBuckets(rate, ip, req.auth?.sub, classifyOperation(queryOf(req.body)));
+    if (buckets.length === 0) return next();
+    let retryAfter = 0;
+    try {
+      const { rows } = await pool.query<{ retry: number }>({
+        name: 'pgwallet_rate_limit_hit',
+        text: 'select app_private.rate_limit_hit($1::text[], $2::int[], $3::int) as retry',
+        values: [buckets.map(([b]) => b), buckets.map(([, l]) => l), rate.windowSeconds],
+      });
+      retryAfter = rows[0]?.retry ?? 0;
+    } catch (error) {
+      // Fail open: the request itself will meet the same database.
+      logger.warn({ err: { message: (error as Error).message } }, 'rate limit check failed; request let through');
+    }
+    if (retryAfter > 0) {
+      res.setHeader('Retry-After', String(retryAfter));
+      return jsonError(res, 429, 'RATE_LIMITED', `Too many requests; try again in ${retryAfter} s.`, { retryAfterSeconds: retryAfter });
+    }
+    next();
+  };
+}
+
+/** first/last given as variables: validation cannot see their values, so they are checked here. */
+export function pageSizeGuard(maxPageSize: number): RequestHandler {
+  return (req, res, next) => {
+    if (maxPageSize <= 0) return next();
+    const query = queryOf(req.body);
+    const variables = variablesOf(req.body);
+    if (!query || Object.keys(variables).length === 0 || !/\b(?:first|last)\b/.test(query)) return next();
+    let tooLarge: number | undefined;
+    try {
+      visit(parse(query), {
+        Argument(node) {
+          if ((node.name.value === 'first' || node.name.value === 'last') && node.value.kind === Kind.VARIABLE) {
+            const value = Number(variables[node.value.name.value]);
+            if (Number.isFinite(value) && value > maxPageSize) tooLarge = value;
+          }
+        },
+      });
+    } catch {
+      return next(); // a syntax error: grafserv reports it
+    }
+    if (tooLarge !== undefined) {
+      return jsonError(res, 400, 'PAGE_SIZE_TOO_LARGE', `first/last may be at most ${maxPageSize} (got ${tooLarge}).`);
+    }
+    next();
+  };
+}
+
+export function graphqlGuards(pool: Pick<Pool, 'query'>, limits: ApiLimits, logger: Logger): RequestHandler[] {
+  return [rateLimit(pool, limits.rate, logger), pageSizeGuard(limits.maxPageSize)];
+}
