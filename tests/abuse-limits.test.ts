@@ -13,7 +13,7 @@ import { makeLogger } from '../src/logger.ts';
 import { PASSWORD, testTokenSettings, uniqueEmail } from './helpers/api.ts';
 import { fund, ownerPool, walletOf } from './helpers/ledger.ts';
 
-const WINDOW = 2;
+const WINDOW = 4;
 const LIMITS: ApiLimits = {
   rate: { windowSeconds: WINDOW, perIp: 5, perUser: 4, authPerIp: 2, moneyPerUser: 2 },
   maxDepth: 6,
@@ -47,7 +47,7 @@ async function post(body: unknown, options: { ip?: string; token?: string; conte
 }
 
 /** Waits until at least `needSeconds` remain in the current window, so a burst is counted in one window. */
-async function freshWindow(needSeconds = 1.2) {
+async function freshWindow(needSeconds = 3) {
   const left = WINDOW - ((Date.now() / 1000) % WINDOW);
   if (left < needSeconds) await new Promise((resolve) => setTimeout(resolve, left * 1000 + 50));
 }
@@ -107,7 +107,7 @@ describe('rate limits', () => {
     const person = await register();
     const walletId = await walletOf(owner, person.userId);
     await fund(owner, walletId, 10_000);
-    await freshWindow(1.5);
+    await freshWindow();
     const transfer = (key: string) =>
       post(
         { query: `mutation($i: TransferInput!) { transfer(input: $i) { result { rowId } } }`, variables: { i: { fromWalletId: walletId, toEmail: 'nobody@example.com', amount: '1', idempotencyKey: key } } },
