@@ -13,7 +13,7 @@ import { signAccessToken } from '../src/auth/tokens.ts';
 import { grantAdmin } from '../src/cli/admin-grant.ts';
 import { PASSWORD, registerUser, startTestApi, type TestApi } from './helpers/api.ts';
 import { HEALTHY, fund, ledgerHealth, ownerPool, walletOf } from './helpers/ledger.ts';
-import { sqlstateOf, withRole } from './helpers/sql-roles.ts';
+import { sqlstateOf, withRole } from './helpers/sql.ts';
 
 let api: TestApi;
 let owner: pg.Pool;

@@ -10,6 +10,8 @@ export interface AsRole {
   /** JWT claims to expose to SQL, as the API would. */
   userId?: string;
   sessionId?: string;
+  /** The role claim the API passes as request.jwt.claims.role; tests may forge it. */
+  roleClaim?: string;
 }
 
 /**
@@ -30,6 +32,7 @@ export async function withRole<T>(as: AsRole, fn: (client: pg.Client) => Promise
         as.sessionId ?? '',
       ]);
     }
+    if (as.roleClaim) await client.query(`select set_config('request.jwt.claims.role', $1, true)`, [as.roleClaim]);
     return await fn(client);
   } finally {
     await client.query('rollback').catch(() => undefined);
