@@ -4,7 +4,6 @@
 // the test database is built from the committed migrations, exactly as a
 // production database would be.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -13,6 +12,7 @@ import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { graphileMigrate, migrate } from '../src/db/migrate.ts';
 import { makeLogger } from '../src/logger.ts';
 import { installWorkerSchema } from '../src/worker/runner.ts';
+import { freePort } from './helpers/ports.ts';
 
 declare module 'vitest' {
   interface ProvidedContext {
@@ -29,16 +29,6 @@ const TEST_DATABASE = 'pgwallet_test';
 const TEMPLATE_DATABASE = 'pgwallet_test_template';
 const PASSWORDS = { owner: 'owner-test-password', authenticator: 'authenticator-test-password' };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 async function dockerPostgres(): Promise<{ rootUrl: string; stop: () => Promise<void> } | undefined> {
   try {

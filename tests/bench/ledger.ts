@@ -21,21 +21,19 @@
 // default = clients, as pgbench recommends), BENCH_UNSHARDED (1),
 // BENCH_DATABASE_URL (a superuser URL; default: a fresh embedded PostgreSQL 18
 // with fsync on in a temporary folder).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { generatePrivateJwk, loadSigningKeys } from '../../src/auth/keys.ts';
 import { signAccessToken } from '../../src/auth/tokens.ts';
 import { bootstrapDatabase, urlFor } from '../../src/db/bootstrap.ts';
-import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { graphileMigrate, migrate } from '../../src/db/migrate.ts';
+import { startApiProcess, startBenchServer } from './harness.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const int = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -63,17 +61,6 @@ interface CaseResult {
 interface Driver {
   op(): Promise<void>;
   close(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
@@ -135,33 +122,8 @@ async function connect(url: string, setup?: string): Promise<pg.Client> {
   return client;
 }
 
-async function startServer(): Promise<{ rootUrl: string; stop(): Promise<void>; kind: string }> {
-  if (process.env.BENCH_DATABASE_URL) return { rootUrl: process.env.BENCH_DATABASE_URL, stop: async () => undefined, kind: 'BENCH_DATABASE_URL' };
-  const dir = mkdtempSync(join(tmpdir(), 'pgwallet-bench-'));
-  const server = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port: await freePort(), superuserPassword: 'bench', durable: true });
-  return {
-    rootUrl: server.url('postgres'),
-    kind: 'embedded PostgreSQL 18 (fsync on)',
-    stop: async () => {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function startApiProcess(authUrl: string, jwk: string): Promise<{ url: string; child: ChildProcess }> {
-  // BENCH_API_CPU_PROFILE=<dir> writes a V8 CPU profile of the API process there.
-  const profile = process.env.BENCH_API_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_API_CPU_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, join(here, 'api-server.ts')], {
-    env: { ...process.env, NODE_ENV: 'production', GRAPHILE_ENV: 'production', BENCH_AUTH_URL: authUrl, BENCH_JWK: jwk, BENCH_CLIENTS: String(CLIENTS) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`API process exited with ${code}`)));
-  });
-  return { url: JSON.parse(line).url, child };
-}
+const startLedgerApi = (authUrl: string, jwk: string) =>
+  startApiProcess(join(here, 'api-server.ts'), { BENCH_AUTH_URL: authUrl, BENCH_JWK: jwk, BENCH_CLIENTS: String(CLIENTS) });
 
 async function createPgbenchTables(db: pg.Client): Promise<void> {
   // pgbench -i's tables and rows: per scale unit 1 branch, 10 tellers, 100 000 accounts.
@@ -226,7 +188,7 @@ function twoWallets(wallets: Wallet[]): [Wallet, Wallet] {
 }
 
 async function main() {
-  const server = await startServer();
+  const server = await startBenchServer();
   let api: ChildProcess | undefined;
   try {
     const ownerPassword = 'bench-owner';
@@ -269,7 +231,7 @@ async function main() {
     await writeHistory(setup, wallets);
     await setup.query('vacuum analyze');
     superuser = await connect(rootDb.toString());
-    const apiProcess = await startApiProcess(authUrl, jwk);
+    const apiProcess = await startLedgerApi(authUrl, jwk);
     api = apiProcess.child;
 
     const results: Record<string, CaseResult> = {};

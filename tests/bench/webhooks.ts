@@ -15,19 +15,16 @@
 // duplicate deliveries, 0.1), BENCH_USERS (200), BENCH_POOL (the API's
 // connections, 16), BENCH_DATABASE_URL (a superuser URL; default: a fresh
 // embedded PostgreSQL 18 with fsync on in a temporary folder).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { bootstrapDatabase, urlFor } from '../../src/db/bootstrap.ts';
-import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
+import { startApiProcess, startBenchServer } from './harness.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -42,43 +39,8 @@ const DATABASE = 'pgwallet_bench_webhooks';
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 const percentile = (sorted: Float64Array, p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer(): Promise<{ rootUrl: string; stop(): Promise<void>; kind: string }> {
-  if (process.env.BENCH_DATABASE_URL) return { rootUrl: process.env.BENCH_DATABASE_URL, stop: async () => undefined, kind: 'BENCH_DATABASE_URL' };
-  const dir = mkdtempSync(join(tmpdir(), 'pgwallet-bench-'));
-  const server = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port: await freePort(), superuserPassword: 'bench', durable: true });
-  return {
-    rootUrl: server.url('postgres'),
-    kind: 'embedded PostgreSQL 18 (fsync on)',
-    stop: async () => {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function startApiProcess(authUrl: string, publicKeyPem: string): Promise<{ url: string; child: ChildProcess }> {
-  const profile = process.env.BENCH_API_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_API_CPU_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, join(here, 'webhook-server.ts')], {
-    env: { ...process.env, NODE_ENV: 'production', GRAPHILE_ENV: 'production', BENCH_AUTH_URL: authUrl, BENCH_PUBLIC_KEY: publicKeyPem, BENCH_POOL: String(POOL) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`API process exited with ${code}`)));
-  });
-  return { url: JSON.parse(line).url, child };
-}
+const startWebhookApi = (authUrl: string, publicKeyPem: string) =>
+  startApiProcess(join(here, 'webhook-server.ts'), { BENCH_AUTH_URL: authUrl, BENCH_PUBLIC_KEY: publicKeyPem, BENCH_POOL: String(POOL) });
 
 interface Deposit {
   id: string;
@@ -135,7 +97,7 @@ interface LevelResult {
 }
 
 async function main() {
-  const server = await startServer();
+  const server = await startBenchServer();
   let api: ChildProcess | undefined;
   try {
     const admin = new pg.Client({ connectionString: server.rootUrl });
@@ -187,7 +149,7 @@ async function main() {
     });
     console.log(`  signed ${signed.length} bodies (${Buffer.byteLength(signed[0].body)} bytes each) in ${round((performance.now() - signStart) / 1000, 1)} s`);
 
-    const apiProcess = await startApiProcess(authUrl, keys.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+    const apiProcess = await startWebhookApi(authUrl, keys.publicKey.export({ type: 'spki', format: 'pem' }).toString());
     api = apiProcess.child;
     const endpoint = new URL(`${apiProcess.url}/webhooks/revio`);
     const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(...LEVELS) });
