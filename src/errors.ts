@@ -79,6 +79,7 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'WEBHOOK_KEY_UNAVAILABLE', httpStatus: 503, description: 'POST /webhooks/revio: Revio\'s public key could not be fetched yet; nothing was recorded, Revio retries.' },
   // Database-level refusals that reach clients
   { code: 'PERMISSION_DENIED', sqlstate: '42501', description: 'The caller may not do this (privilege or row-level security).' },
+  { code: 'TEXT_INVALID', sqlstate: '22021', description: 'A text value holds a character PostgreSQL cannot store (a NUL byte).' },
   { code: 'INTERNAL_ERROR', httpStatus: 500, description: 'Unexpected; the message carries an error id that is in the server log.' },
 ];
 

@@ -84,3 +84,17 @@ describe('error masking', () => {
     expect(logged).not.toContain('victim@example.com');
   });
 });
+
+describe('text PostgreSQL cannot store', () => {
+  it('a NUL byte in a string argument gets TEXT_INVALID, not INTERNAL_ERROR', async () => {
+    const session = await registerUser(api, 'nul');
+    const result = await api.graphql(
+      'mutation($id: UUID!, $n: String!) { updateUserByRowId(input: { rowId: $id, userPatch: { fullName: $n } }) { user { fullName } } }',
+      { id: session.user.rowId, n: 'a\u0000b' },
+      session.accessToken,
+    );
+    expect(result.errors?.[0]?.extensions?.code).toBe('TEXT_INVALID');
+    const me = await api.graphql('{ currentUser { fullName } }', {}, session.accessToken);
+    expect(me.data.currentUser.fullName).toBe('Test nul');
+  });
+});

@@ -94,7 +94,8 @@ export function instrumentRunner(runner: Runner, metrics: Metrics): void {
 }
 
 export interface Worker {
-  runner: Runner;
+  /** The current runner (a new one after a restart). */
+  readonly runner: Runner;
   /** Waits for running jobs to finish, then closes the pool. */
   stop(): Promise<void>;
 }
@@ -102,8 +103,8 @@ export interface Worker {
 export async function startWorker(options: StartWorkerOptions): Promise<Worker> {
   const settings = { ...workerSettingsFrom(), ...definedOnly(options) };
   const pool = makePool(options.connectionString, 'worker', options.logger, settings.concurrency + 2);
-  try {
-    const runner = await run({
+  const launch = () =>
+    run({
       pgPool: pool,
       taskList: withJobLogContext(makeTaskList({ ...settings, revio: options.revio })),
       parsedCronItems: options.cron === false ? [] : makeCronItems({ revio: Boolean(options.revio) }),
@@ -112,21 +113,51 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
       noHandleSignals: true,
       logger: workerLogger(options.logger),
     });
-    if (options.metrics) {
-      instrumentRunner(runner, options.metrics);
-      options.metrics.addPool('worker', pool);
-    }
-    return {
-      runner,
-      async stop() {
-        await runner.stop();
-        await pool.end();
-      },
-    };
+  let runner: Runner;
+  try {
+    runner = await launch();
   } catch (error) {
     await pool.end();
     throw error;
   }
+  if (options.metrics) options.metrics.addPool('worker', pool);
+
+  let stopping = false;
+  // graphile-worker shuts its runner down when it cannot record a job's outcome
+  // (PostgreSQL restarting, say) and rejects runner.promise. Unwatched, that
+  // rejection ended the process; instead start a new runner after a pause, so
+  // one database restart does not end job processing.
+  const supervise = (current: Runner) => {
+    if (options.metrics) instrumentRunner(current, options.metrics);
+    current.promise.catch(async (error: unknown) => {
+      if (stopping) return;
+      options.logger.error({ err: { message: String((error as Error)?.message ?? error) } }, 'worker runner failed; restarting it');
+      for (let delayMs = 1000; !stopping; delayMs = Math.min(delayMs * 2, 30_000)) {
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        if (stopping) return;
+        try {
+          runner = await launch();
+          supervise(runner);
+          options.logger.info('worker runner restarted');
+          return;
+        } catch (restartError) {
+          options.logger.warn({ err: { message: String((restartError as Error)?.message ?? restartError) }, retryInMs: delayMs }, 'worker runner could not restart yet');
+        }
+      }
+    });
+  };
+  supervise(runner);
+
+  return {
+    get runner() {
+      return runner;
+    },
+    async stop() {
+      stopping = true;
+      await runner.stop().catch(() => undefined); // already stopped if it had failed
+      await pool.end();
+    },
+  };
 }
 
 /** Installs or upgrades the graphile_worker schema without running any job. */
