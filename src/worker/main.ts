@@ -21,6 +21,13 @@ await runCli(async () => {
   // The API's settings (AUTH_DATABASE_URL, JWT keys) do not concern the worker.
   const config = loadConfig({ ...process.env, AUTH_DATABASE_URL: 'unused-by-the-worker', JWT_PRIVATE_JWK: 'unused-by-the-worker' });
   const logger = makeLogger(config.logLevel).child({ process: 'worker' });
+  // When PostgreSQL restarts, graphile-worker can leave a rejected promise that
+  // nothing awaits (a failed batch of job completions). Node would end the
+  // process for it; here the runner is restarted instead (src/worker/runner.ts)
+  // and job state lives in the database, so log it and carry on.
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: { message: String((reason as Error)?.message ?? reason) } }, 'unhandled rejection in the worker (runner restarts if it stopped)');
+  });
   if (!config.databaseUrl) throw new ConfigError('DATABASE_URL (the owner role) is required to run the worker on its own.');
   if (!process.env.REVIO_API_KEY) {
     throw new ConfigError('REVIO_API_KEY (with REVIO_BRAND_ID and REVIO_API_URL) is required to run the worker on its own; for the sandbox, run `npm run sandbox` and point REVIO_API_URL at it.');

@@ -35,7 +35,7 @@ const result = await runFaults({
   concurrency: Number(values.concurrency ?? (short ? 8 : 24)),
   durationMs,
   faultEveryMs: Number(values['fault-every'] ?? (short ? 1_500 : 5_000)),
-  settleTimeoutMs: short ? 60_000 : 180_000,
+  settleTimeoutMs: short ? 100_000 : 180_000,
   fuzzCases: Number(values['fuzz-cases'] ?? (short ? 150 : 600)),
   verbose: !values.quiet,
   keepDir: values.keep,
