@@ -1,20 +1,14 @@
 // The error-code registry, the SQL that raises codes, and docs/errors.md must
 // agree, so clients can rely on `extensions.code` and the docs never drift.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../src/errors.ts';
+import { filesUnder } from './helpers/files.ts';
 
-function sqlFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? sqlFiles(path) : name.endsWith('.sql') ? [path] : [];
-  });
-}
 
 /** Every `errcode = 'XXXXX'` in sql/, with the code named by its trailing comment. */
 function raisedInSql(): { file: string; sqlstate: string; comment: string | undefined }[] {
-  return sqlFiles('sql').flatMap((file) =>
+  return filesUnder('sql', '.sql').flatMap((file) =>
     [...readFileSync(file, 'utf8').matchAll(/errcode\s*=\s*'([0-9A-Z]{5})'[^\n]*?(?:--\s*([A-Z_]+))?\s*$/gm)].map((m) => ({
       file,
       sqlstate: m[1],

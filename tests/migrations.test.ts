@@ -3,20 +3,15 @@
 // honest: includes resolve from sql/, and every sql/ file on disk is exactly
 // what the history last installed (or is being changed in current.sql).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { filesUnder } from './helpers/files.ts';
 
 const cli = createRequire(import.meta.url).resolve('graphile-migrate/dist/cli.js');
 
-function sqlFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? sqlFiles(path) : name.endsWith('.sql') ? [path] : [];
-  });
-}
 
 /** path → content of its latest inlined copy, walking the history in order. */
 function installedByHistory(): Map<string, string> {
@@ -49,7 +44,7 @@ describe('migrations and sql/', () => {
   it('every sql/ file is what the committed history last installed, unless current.sql is changing it', () => {
     const installed = installedByHistory();
     const inProgress = includedInCurrent();
-    const drifted = sqlFiles('sql')
+    const drifted = filesUnder('sql', '.sql')
       .map((path) => relative('sql', path))
       .filter((name) => !inProgress.has(name) && installed.get(name) !== readFileSync(join('sql', name), 'utf8').trim());
     expect(drifted, 'edit sql/ files together with an --!include in migrations/current.sql').toEqual([]);

@@ -1,19 +1,13 @@
 // The README's configuration table is the one list of settings: every
 // environment variable the code reads must be in it.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
+import { filesUnder } from './helpers/files.ts';
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? sourceFiles(path) : name.endsWith('.ts') ? [path] : [];
-  });
-}
 
 it('documents every environment variable read by the code', () => {
   const read = new Set<string>();
-  for (const file of [...sourceFiles('src'), 'tests/global-setup.ts']) {
+  for (const file of [...filesUnder('src', '.ts'), 'tests/global-setup.ts']) {
     // env.NAME, env['NAME'], and helpers called as f(env, 'NAME', …)
     const text = readFileSync(file, 'utf8');
     for (const match of text.matchAll(/\benv\.([A-Z][A-Z0-9_]+)|env\[['"]([A-Z][A-Z0-9_]+)['"]\]|\(\s*env\s*,\s*['"]([A-Z][A-Z0-9_]+)['"]/g)) {

@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import pg from 'pg';
+import { bootstrapDatabase, urlFor } from '../../src/db/bootstrap.ts';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { freePort } from '../helpers/ports.ts';
 
@@ -39,4 +41,30 @@ export async function startApiProcess(script: string, env: Record<string, string
     child.once('exit', (code) => reject(new Error(`API process exited with ${code}`)));
   });
   return { url: JSON.parse(line).url, child };
+}
+
+/**
+ * Drops and recreates `database` with pgwallet's roles; returns the owner and
+ * authenticator URLs. On the embedded server, WAL segments are kept for reuse:
+ * a fresh cluster zero-fills each new one, which made whichever case ran first
+ * up to 3x slower; keeping 1 GB measures the steady state instead.
+ */
+export async function freshBenchDatabase(rootUrl: string, database: string): Promise<{ ownerUrl: string; authUrl: string }> {
+  const admin = new pg.Client({ connectionString: rootUrl });
+  await admin.connect();
+  try {
+    await admin.query(`drop database if exists ${admin.escapeIdentifier(database)} with (force)`);
+    if (!process.env.BENCH_DATABASE_URL) {
+      await admin.query(`alter system set min_wal_size = '1GB'`);
+      await admin.query(`alter system set max_wal_size = '2GB'`);
+      await admin.query('select pg_reload_conf()');
+    }
+  } finally {
+    await admin.end();
+  }
+  await bootstrapDatabase({ rootUrl, databases: [database], ownerPassword: 'bench-owner', authenticatorPassword: 'bench-authenticator' });
+  return {
+    ownerUrl: urlFor(rootUrl, 'app_owner', 'bench-owner', database),
+    authUrl: urlFor(rootUrl, 'authenticator', 'bench-authenticator', database),
+  };
 }

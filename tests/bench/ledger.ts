@@ -31,9 +31,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { generatePrivateJwk, loadSigningKeys } from '../../src/auth/keys.ts';
 import { signAccessToken } from '../../src/auth/tokens.ts';
-import { bootstrapDatabase, urlFor } from '../../src/db/bootstrap.ts';
 import { graphileMigrate, migrate } from '../../src/db/migrate.ts';
-import { startApiProcess, startBenchServer } from './harness.ts';
+import { freshBenchDatabase, startApiProcess, startBenchServer } from './harness.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const int = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -191,26 +190,9 @@ async function main() {
   const server = await startBenchServer();
   let api: ChildProcess | undefined;
   try {
-    const ownerPassword = 'bench-owner';
-    const authPassword = 'bench-authenticator';
-    const admin = new pg.Client({ connectionString: server.rootUrl });
-    await admin.connect();
-    await admin.query(`drop database if exists ${DATABASE} with (force)`);
-    if (!process.env.BENCH_DATABASE_URL) {
-      // A server that has been running a while reuses its WAL segment files; a
-      // fresh cluster creates and zero-fills each one, which made whichever
-      // case ran first up to 3x slower. Keeping 1 GB of segments for reuse
-      // (filled by the set-up below) measures the steady state instead.
-      await admin.query(`alter system set min_wal_size = '1GB'`);
-      await admin.query(`alter system set max_wal_size = '2GB'`);
-      await admin.query('select pg_reload_conf()');
-    }
-    await admin.end();
-    await bootstrapDatabase({ rootUrl: server.rootUrl, databases: [DATABASE], ownerPassword, authenticatorPassword: authPassword });
-    const ownerUrl = urlFor(server.rootUrl, 'app_owner', ownerPassword, DATABASE);
+    const { ownerUrl, authUrl } = await freshBenchDatabase(server.rootUrl, DATABASE);
     const rootDb = new URL(server.rootUrl);
     rootDb.pathname = `/${DATABASE}`;
-    const authUrl = urlFor(server.rootUrl, 'authenticator', authPassword, DATABASE);
     await migrate(ownerUrl);
     await graphileMigrate(['watch', '--once'], { databaseUrl: ownerUrl }); // work in progress, if any
 

@@ -22,9 +22,8 @@ import http from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { bootstrapDatabase, urlFor } from '../../src/db/bootstrap.ts';
 import { migrate } from '../../src/db/migrate.ts';
-import { startApiProcess, startBenchServer } from './harness.ts';
+import { freshBenchDatabase, startApiProcess, startBenchServer } from './harness.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -100,19 +99,7 @@ async function main() {
   const server = await startBenchServer();
   let api: ChildProcess | undefined;
   try {
-    const admin = new pg.Client({ connectionString: server.rootUrl });
-    await admin.connect();
-    await admin.query(`drop database if exists ${DATABASE} with (force)`);
-    if (!process.env.BENCH_DATABASE_URL) {
-      // Reuse WAL segments rather than zero-filling new ones mid-run (see ledger.ts).
-      await admin.query(`alter system set min_wal_size = '1GB'`);
-      await admin.query(`alter system set max_wal_size = '2GB'`);
-      await admin.query('select pg_reload_conf()');
-    }
-    await admin.end();
-    await bootstrapDatabase({ rootUrl: server.rootUrl, databases: [DATABASE], ownerPassword: 'bench-owner', authenticatorPassword: 'bench-authenticator' });
-    const ownerUrl = urlFor(server.rootUrl, 'app_owner', 'bench-owner', DATABASE);
-    const authUrl = urlFor(server.rootUrl, 'authenticator', 'bench-authenticator', DATABASE);
+    const { ownerUrl, authUrl } = await freshBenchDatabase(server.rootUrl, DATABASE);
     await migrate(ownerUrl);
 
     const db = new pg.Client({ connectionString: ownerUrl });
