@@ -14,7 +14,7 @@ import { generateBankAccountKey, parseBankAccountKey, type BankAccountKey } from
 import { paymentPgSettings, paymentSettingsFromEnv, type PaymentSettings } from '../../src/payments/config.ts';
 import { publicKeySource, signRevioBody, type RevioClient } from '../../src/revio/index.ts';
 import type { RevioSandbox, RevioSandboxOptions } from '../../src/revio-sandbox/index.ts';
-import { startWorker, type Worker } from '../../src/worker/runner.ts';
+import { startWorker, type StartWorkerOptions, type Worker } from '../../src/worker/runner.ts';
 import { PASSWORD, uniqueEmail, type GraphQLResponse } from './api.ts';
 import { createOwnDatabase, type OwnDatabase } from './database.ts';
 import { clientFor, startTestSandbox, testPrivateKeyPem } from './revio.ts';
@@ -29,6 +29,8 @@ export interface StackOptions {
   metrics?: Metrics;
   logger?: Logger;
   ledgerCheckIntervalSeconds?: number;
+  /** How the worker delivers account emails (default: the log transport). */
+  email?: StartWorkerOptions['email'];
 }
 
 export interface PaymentsStack {
@@ -78,7 +80,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
   await revio.createWebhook({ title: 'pgwallet test', callback: `${api.url}/webhooks/revio`, allEvents: true });
   const worker = options.worker === false
     ? undefined
-    : await startWorker({ connectionString: db.ownerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey } });
+    : await startWorker({ connectionString: db.ownerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey }, email: options.email });
   const owner = new pg.Pool({ connectionString: db.ownerUrl, max: 5 });
 
   return {
