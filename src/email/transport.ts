@@ -1,5 +1,6 @@
-// Where emails go: the log (development; in production only a redacted line,
-// because links carry tokens) or an SMTP server through nodemailer.
+// Where emails go: the log (development: the subject and link only; in
+// production not even the link, because it carries a token) or an SMTP server
+// through nodemailer.
 import nodemailer from 'nodemailer';
 import type { EmailSettings } from './config.ts';
 import type { EmailMessage } from './templates.ts';
@@ -22,7 +23,10 @@ export function logTransport(production: boolean): EmailTransport {
         log.warn('email not delivered: EMAIL_TRANSPORT is log (set SMTP_URL)', { subject: message.subject });
         return;
       }
-      log.info(`email to ${message.to}: ${message.subject}\n\n${message.text}`, { emailTo: message.to, subject: message.subject });
+      // Logs hold no personal data (docs/observability.md): neither the
+      // address nor the greeting's name, only the subject and the link.
+      const link = /https?:\/\/\S+/.exec(message.text)?.[0];
+      log.info(`email "${message.subject}"${link ? `: ${link}` : ''}`, { subject: message.subject });
     },
   };
 }
