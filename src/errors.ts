@@ -23,6 +23,13 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'ACCOUNT_LOCKED', description: '5 failed sign-ins within 15 minutes; retry after `extensions.retryAt`.' },
   { code: 'REFRESH_TOKEN_INVALID', description: 'The refresh token is unknown, expired, or its session has ended.' },
   { code: 'REFRESH_TOKEN_REUSED', description: 'A rotated refresh token was presented again; the whole session was revoked.' },
+  // Accounts: verification, password change and reset, sessions (sql/accounts)
+  { code: 'EMAIL_TOKEN_INVALID', sqlstate: 'PW005', description: 'verifyEmail: the token is unknown, was already used, or has expired (3 days); ask for a new link with resendVerificationEmail.' },
+  { code: 'PASSWORD_RESET_TOKEN_INVALID', sqlstate: 'PW006', description: 'resetPassword: the token is unknown, was already used, or has expired (15 minutes); ask for a new one.' },
+  { code: 'RECIPIENT_UNVERIFIED', sqlstate: 'PW007', description: 'transfer: the recipient has not verified their email address yet, so they cannot receive money.' },
+  { code: 'EMAIL_NOT_VERIFIED', sqlstate: 'PW008', description: 'requestWithdrawal: verify your email address first (an unverified account can only deposit).' },
+  { code: 'CURRENT_PASSWORD_INCORRECT', description: 'changePassword: the current password is wrong (counted as a failed sign-in towards ACCOUNT_LOCKED).' },
+  { code: 'SESSION_EXPIRED', description: 'refreshSession: the session reached its absolute lifetime (SESSION_MAX_AGE_DAYS); sign in again.' },
   // Ledger: wallets, transfers, holds, entries (sql/ledger)
   { code: 'INSUFFICIENT_FUNDS', sqlstate: 'PW101', description: 'The wallet\'s available balance (balance minus holds) is smaller than the amount.' },
   { code: 'WALLET_FROZEN', sqlstate: 'PW102', description: 'The wallet is frozen: it can receive money but not be debited or have holds placed.' },
@@ -63,12 +70,15 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'AUDIT_LOG_IMMUTABLE', sqlstate: 'PW310', description: 'The admin log is append-only: no update, delete or truncate.' },
   { code: 'ACCOUNT_NOT_EMPTY', sqlstate: 'PW311', description: 'deleteMyAccount: every wallet must be at zero with nothing held, and no deposit or withdrawal may be open.' },
   { code: 'USER_ERASED', sqlstate: 'PW312', description: 'The account was already erased.' },
-  // Abuse limits (src/http/rate-limit.ts, src/http/graphql/limits-plugin.ts)
+  // Abuse limits (src/http/abuse.ts, src/http/operation-limits.ts, src/http/graphql/limits-plugin.ts)
   { code: 'RATE_LIMITED', httpStatus: 429, description: 'Too many requests from this address or account; retry after the Retry-After header (seconds).' },
   { code: 'QUERY_TOO_DEEP', description: 'The GraphQL operation nests deeper than GRAPHQL_MAX_DEPTH.' },
   { code: 'QUERY_TOO_COMPLEX', description: 'The GraphQL operation could return more than GRAPHQL_MAX_COMPLEXITY fields (page sizes multiply).' },
   { code: 'PAGE_SIZE_TOO_LARGE', description: 'first/last is larger than GRAPHQL_MAX_PAGE_SIZE.' },
   { code: 'INTROSPECTION_DISABLED', description: 'Schema introspection is off on this server (GRAPHQL_INTROSPECTION).' },
+  { code: 'TOO_MANY_SIGN_IN_FIELDS', httpStatus: 400, description: 'The GraphQL operation has more than one sign-in field (login, register, refreshSession, changePassword, requestPasswordReset, resetPassword, verifyEmail, resendVerificationEmail); nothing ran.' },
+  { code: 'TOO_MANY_MONEY_FIELDS', httpStatus: 400, description: 'The GraphQL operation has more money mutations than GRAPHQL_MAX_MONEY_FIELDS (default 5); nothing ran.' },
+  { code: 'BATCH_NOT_SUPPORTED', httpStatus: 400, description: 'The body is a JSON array (a batch of operations); send one operation per request.' },
   { code: 'BAD_REQUEST', httpStatus: 400, description: 'The request body is not valid JSON (or form data) for its content type.' },
   // Transport
   { code: 'TOKEN_INVALID', httpStatus: 401, description: 'The bearer token failed verification (signature, algorithm, issuer, audience or claims).' },

@@ -5,7 +5,6 @@
 // (X-Forwarded-For, trusted from loopback) so buckets never collide.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { classifyOperation } from '../src/http/abuse.ts';
 import { apiLimitsFromEnv, type ApiLimits } from '../src/http/limits-config.ts';
 import { makePool } from '../src/db/pools.ts';
 import { startApi, type Api } from '../src/http/app.ts';
@@ -16,6 +15,7 @@ import { fund, ownerPool, walletOf } from './helpers/ledger.ts';
 const WINDOW = 4;
 const LIMITS: ApiLimits = {
   rate: { windowSeconds: WINDOW, perIp: 5, perUser: 4, authPerIp: 2, moneyPerUser: 2 },
+  maxMoneyFields: 5,
   maxDepth: 6,
   maxComplexity: 2000,
   maxPageSize: 100,
@@ -64,6 +64,9 @@ beforeAll(async () => {
   authPool = makePool(inject('authUrl'), 'abuse-test', logger);
   owner = ownerPool(2);
   api = await startApi({ host: '127.0.0.1', port: 0, authPool, tokens: await testTokenSettings(), logger, development: false, bodyLimitBytes: 100_000, limits: LIMITS });
+  // The first request pays for warming up (plans, prepared statements); on a
+  // loaded machine that alone could outlast a 4-second window mid-burst.
+  await post({ query: '{ __typename }' });
 });
 afterAll(async () => {
   await api.close();
@@ -181,16 +184,5 @@ describe('HTTP hygiene', () => {
     expect(bad.body.errors[0].extensions.code).toBe('BAD_REQUEST');
     const huge = await post({ query: `{ __typename } # ${'x'.repeat(120_000)}` });
     expect(huge.status).toBe(413);
-  });
-});
-
-describe('classifyOperation', () => {
-  it('sees sign-in and money fields through aliases and comments, and not inside strings', () => {
-    expect(classifyOperation('mutation { login(input: {}) { accessToken } }')).toBe('auth');
-    expect(classifyOperation('mutation { a: refreshSession  (input: {}) { accessToken } }')).toBe('auth');
-    expect(classifyOperation('mutation { openWallet(input: {currency: "#"}) { clientMutationId } createDeposit(input: {}) { clientMutationId } }')).toBe('money');
-    expect(classifyOperation('mutation { transfer # hidden\n (input: {}) { clientMutationId } }')).toBe('money');
-    expect(classifyOperation('{ currentUser { rowId } }')).toBe('other');
-    expect(classifyOperation('mutation { updateUser(input: {patch: {fullName: "login(x)"}}) { clientMutationId } }')).toBe('other');
   });
 });

@@ -40,6 +40,7 @@ declare
   v_locked_until timestamptz;
   v_user app_public.users;
   v_hash text;
+  v_check text;
 begin
   -- One attempt per email at a time, so parallel guesses cannot all slip under the limit.
   perform pg_advisory_xact_lock(hashtextextended('login:' || lower(v_email::text), 0));
@@ -52,15 +53,19 @@ begin
   select u.* into v_user from app_public.users u where u.email = v_email;
   select s.password_hash into v_hash from app_private.user_secrets s where s.user_id = v_user.id;
 
-  -- Unknown emails still pay for one bcrypt so response time does not reveal
-  -- which addresses have accounts.
-  if v_hash is null
-     or crypt(coalesce(p_password, ''), coalesce(v_hash, gen_salt('bf', 10))) is distinct from v_hash then
-    insert into app_private.login_attempts (email, succeeded) values (v_email, false);
+  -- Unknown emails pay for one bcrypt of the same cost, so response time does
+  -- not reveal which addresses have accounts (tests/accounts.test.ts measures
+  -- both). The hash is computed *before* the test: in `v_hash is null or
+  -- crypt(...)` the OR stops at a null hash and the bcrypt never runs.
+  v_check := crypt(coalesce(p_password, ''), coalesce(v_hash, gen_salt('bf', 10)));
+  if v_hash is null or v_check is distinct from v_hash then
+    insert into app_private.login_attempts (email, succeeded, client_ip, user_agent)
+    values (v_email, false, app_private.request_client_ip(), app_private.request_user_agent());
     return row('invalid', null, null, null, null, null, null, null)::app_private.auth_result;
   end if;
 
-  insert into app_private.login_attempts (email, succeeded) values (v_email, true);
+  insert into app_private.login_attempts (email, succeeded, client_ip, user_agent)
+  values (v_email, true, app_private.request_client_ip(), app_private.request_user_agent());
   return app_private.start_session(v_user);
 end;
 $$;

@@ -1,5 +1,6 @@
 -- Token rotation and logout. Like login, outcomes are returned rather than
--- raised so that a revocation caused by token reuse is committed.
+-- raised so that a revocation caused by token reuse (or by the session's
+-- absolute lifetime) is committed.
 
 create or replace function app_private.refresh_session(p_refresh_token text)
 returns app_private.auth_result
@@ -22,6 +23,15 @@ begin
   select * into v_session from app_private.sessions s where s.id = v_token.session_id for update;
   if v_token.session_id is null or v_token.expires_at <= now() or v_session.revoked_at is not null then
     return row('invalid', null, null, null, null, null, null, null)::app_private.auth_result;
+  end if;
+
+  -- Absolute lifetime (SESSION_MAX_AGE_DAYS, passed by the API as
+  -- pgwallet.session_max_age_seconds; 30 days by default): however often it is
+  -- refreshed, a session ends this long after sign-in.
+  if v_session.created_at <= now() - make_interval(secs => coalesce(
+       nullif(current_setting('pgwallet.session_max_age_seconds', true), '')::bigint, 30 * 86400)) then
+    update app_private.sessions set revoked_at = now(), revoked_reason = 'expired' where id = v_session.id;
+    return row('expired', null, null, null, null, null, null, null)::app_private.auth_result;
   end if;
 
   if v_token.rotated_at is not null then

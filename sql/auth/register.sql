@@ -41,6 +41,9 @@ begin
   end if;
   insert into app_private.user_secrets (user_id, password_hash)
   values (v_user.id, crypt(p_password, gen_salt('bf', 10)));
+  -- The account starts unverified: it can deposit, but cannot receive
+  -- transfers or withdraw until the emailed link is used (accounts/email.sql).
+  perform app_private.send_verification_email(v_user);
   return app_private.start_session(v_user);
 end;
 $$;

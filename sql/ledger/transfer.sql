@@ -59,7 +59,7 @@ begin
     raise exception 'Wallet % not found', p_from_wallet_id using errcode = 'PW106'; -- WALLET_NOT_FOUND
   end if;
 
-  select u.id, u.full_name, a.id as wallet_id into v_recipient
+  select u.id, u.full_name, u.email_verified_at is not null as verified, a.id as wallet_id into v_recipient
     from app_public.users u
     left join ledger.accounts a on a.kind = 'user_wallet' and a.owner_id = u.id and a.currency = v_from.currency
    where u.email = btrim(p_to_email)::citext;
@@ -68,6 +68,10 @@ begin
   end if;
   if v_recipient.id = p_caller then
     raise exception 'You cannot transfer money to yourself' using errcode = 'PW108'; -- TRANSFER_TO_SELF
+  end if;
+  -- Money goes only to addresses proven to belong to someone (issue 9 §4).
+  if not v_recipient.verified then
+    raise exception '% has not verified their email address yet', p_to_email using errcode = 'PW007'; -- RECIPIENT_UNVERIFIED
   end if;
   if v_recipient.wallet_id is null then
     raise exception 'The recipient has no % wallet', v_from.currency using errcode = 'PW104'; -- CURRENCY_MISMATCH

@@ -36,6 +36,10 @@ begin
   if not found then
     raise exception 'Wallet % not found', p_wallet_id using errcode = 'PW106'; -- WALLET_NOT_FOUND
   end if;
+  -- An unverified account may deposit but not take money out (issue 9 §4).
+  if not exists (select from app_public.users u where u.id = p_caller and u.email_verified_at is not null) then
+    raise exception 'Verify your email address before withdrawing' using errcode = 'PW008'; -- EMAIL_NOT_VERIFIED
+  end if;
   if not exists (select from app_public.bank_accounts b where b.id = p_bank_account_id and b.user_id = p_caller) then
     raise exception 'Bank account % not found', p_bank_account_id using errcode = 'PW211'; -- BANK_ACCOUNT_NOT_FOUND
   end if;

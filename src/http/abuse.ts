@@ -1,13 +1,16 @@
 // Abuse limits in front of GraphQL (and every other route): CORS allow-list,
 // body limits, per-IP and per-user rate limits counted in PostgreSQL
-// (sql/abuse/rate_limit.sql, one SQL call per GraphQL request), stricter for
-// sign-in and money mutations, and the page-size cap for first/last given as
-// variables (literals are checked by GraphQL validation, graphql/limits-plugin.ts).
+// (sql/abuse/operation_limits.sql, one SQL call per GraphQL request), with
+// every sign-in and money field of the operation counted in a stricter bucket
+// and capped per request (operation-limits.ts), and the page-size cap for
+// first/last given as variables (literals are checked by GraphQL validation,
+// graphql/limits-plugin.ts).
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { Kind, parse, visit } from 'postgraphile/graphql';
 import type { ApiLimits, RateLimits } from './limits-config.ts';
+import { capViolation, clientKey, makeRequestClassifier, type OperationCounts } from './operation-limits.ts';
 
 function jsonError(res: Response, status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
   res.status(status).json({ errors: [{ message, extensions: { code, ...extra } }] });
@@ -102,41 +105,54 @@ function variablesOf(body: unknown): Record<string, unknown> {
   return variables && typeof variables === 'object' ? (variables as Record<string, unknown>) : {};
 }
 
-// Strings and comments removed, so neither can hide (or fake) a field name.
-const STRINGS_AND_COMMENTS = /"""[\s\S]*?"""|"(?:[^"\\\n\r]|\\.)*"|#[^\n\r]*/g;
-const AUTH_FIELDS = /\b(?:login|register|refreshSession)\s*\(/;
-const MONEY_FIELDS = /\b(?:transfer|createDeposit|requestWithdrawal|addBankAccount|deleteMyAccount|adminRequestAdjustment|adminDecideAdjustment)\s*\(/;
-
-export type OperationClass = 'auth' | 'money' | 'other';
-
-/** Cheap, conservative: any sign-in or money field anywhere in the document counts. */
-export function classifyOperation(query: string): OperationClass {
-  const code = query.replace(STRINGS_AND_COMMENTS, ' ');
-  if (AUTH_FIELDS.test(code)) return 'auth';
-  if (MONEY_FIELDS.test(code)) return 'money';
-  return 'other';
+function operationNameOf(body: unknown): string | undefined {
+  const name = body && typeof body === 'object' ? (body as { operationName?: unknown }).operationName : undefined;
+  return typeof name === 'string' && name !== '' ? name : undefined;
 }
 
-export function rateLimitBuckets(rate: RateLimits, ip: string, userId: string | undefined, kind: OperationClass) {
-  const buckets: [string, number][] = [[`ip:${ip}`, rate.perIp]];
-  if (userId) buckets.push([`user:${userId}`, rate.perUser]);
-  if (kind === 'auth') buckets.push([`auth:${ip}`, rate.authPerIp]);
-  if (kind === 'money' && userId) buckets.push([`money:${userId}`, rate.moneyPerUser]);
+/** The sign-in and money fields a request was counted for; the execute middleware checks them (graphql/limits-plugin.ts). */
+export const CHARGED = Symbol('pgwallet.chargedFields');
+type Charged = Request & { [CHARGED]?: OperationCounts };
+
+export function chargedFields(req: unknown): OperationCounts | undefined {
+  return (req as Charged | undefined)?.[CHARGED];
+}
+
+/** Every request counts once per address and per user; every sign-in and money field once in its bucket. */
+export function rateLimitBuckets(rate: RateLimits, ip: string, userId: string | undefined, counts: OperationCounts): [string, number, number][] {
+  const client = clientKey(ip);
+  const buckets: [string, number, number][] = [[`ip:${client}`, rate.perIp, 1]];
+  if (userId) buckets.push([`user:${userId}`, rate.perUser, 1]);
+  if (counts.signIn > 0) buckets.push([`auth:${client}`, rate.authPerIp, counts.signIn]);
+  if (counts.money > 0 && userId) buckets.push([`money:${userId}`, rate.moneyPerUser, counts.money]);
   return buckets.filter(([, limit]) => limit > 0);
 }
 
-/** One SQL call per GraphQL request; 429 with Retry-After when any bucket is over. */
-export function rateLimit(pool: Pick<Pool, 'query'>, rate: RateLimits, logger: Logger): RequestHandler {
+/**
+ * Classifies the request on its parsed document, refuses one over the
+ * per-operation caps (400, nothing run), then counts it against its rate
+ * limits in one SQL call; 429 with Retry-After when any bucket is over.
+ */
+export function rateLimit(pool: Pick<Pool, 'query'>, limits: Pick<ApiLimits, 'rate' | 'maxMoneyFields'>, logger: Logger): RequestHandler {
+  const classify = makeRequestClassifier();
+  const rate = limits.rate;
   return async (req, res, next) => {
+    if (Array.isArray(req.body)) {
+      return jsonError(res, 400, 'BATCH_NOT_SUPPORTED', 'Batched operations are not supported; send one operation per request.');
+    }
+    const counts = classify(queryOf(req.body), operationNameOf(req.body));
+    const violation = capViolation(counts, limits.maxMoneyFields);
+    if (violation) return jsonError(res, 400, violation.code, violation.message);
+    (req as Charged)[CHARGED] = counts;
     const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
-    const buckets = rateLimitBuckets(rate, ip, req.auth?.sub, classifyOperation(queryOf(req.body)));
+    const buckets = rateLimitBuckets(rate, ip, req.auth?.sub, counts);
     if (buckets.length === 0) return next();
     let retryAfter = 0;
     try {
       const { rows } = await pool.query<{ retry: number }>({
-        name: 'pgwallet_rate_limit_hit',
-        text: 'select app_private.rate_limit_hit($1::text[], $2::int[], $3::int) as retry',
-        values: [buckets.map(([b]) => b), buckets.map(([, l]) => l), rate.windowSeconds],
+        name: 'pgwallet_rate_limit_hits',
+        text: 'select app_private.rate_limit_hit($1::text[], $2::int[], $3::int, $4::int[]) as retry',
+        values: [buckets.map(([b]) => b), buckets.map(([, l]) => l), rate.windowSeconds, buckets.map(([, , hits]) => hits)],
       });
       retryAfter = rows[0]?.retry ?? 0;
     } catch (error) {
@@ -179,5 +195,5 @@ export function pageSizeGuard(maxPageSize: number): RequestHandler {
 }
 
 export function graphqlGuards(pool: Pick<Pool, 'query'>, limits: ApiLimits, logger: Logger): RequestHandler[] {
-  return [rateLimit(pool, limits.rate, logger), pageSizeGuard(limits.maxPageSize)];
+  return [rateLimit(pool, limits, logger), pageSizeGuard(limits.maxPageSize)];
 }

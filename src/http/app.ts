@@ -36,6 +36,8 @@ export interface ApiOptions {
   payments?: PaymentsPluginOptions & { pgSettings?: Record<string, string> };
   /** Mounts POST /webhooks/revio (its SQL call goes through authPool). */
   revioWebhook?: Omit<RevioWebhookOptions, 'pool'>;
+  /** Absolute session lifetime for refreshSession, in seconds (default: SESSION_MAX_AGE_DAYS). */
+  sessionMaxAgeSeconds?: number;
   /** Rate limits, GraphQL caps, CORS, proxy trust (default: from the environment, src/http/limits-config.ts). */
   limits?: ApiLimits;
   /** The process's metrics registry (shared with an in-process worker); a new one if absent. */

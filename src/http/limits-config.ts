@@ -11,14 +11,16 @@ export interface RateLimits {
   perIp: number;
   /** Every GraphQL request, per signed-in user. */
   perUser: number;
-  /** login, register, refreshSession: per client address. */
+  /** Sign-in fields (login, register, refreshSession, password change/reset, email verification): per client address (IPv6: per /64), each field counts. */
   authPerIp: number;
-  /** transfer, createDeposit, requestWithdrawal, addBankAccount, deleteMyAccount, admin adjustments: per user. */
+  /** transfer, createDeposit, requestWithdrawal, addBankAccount, deleteMyAccount, admin adjustments: per user, each field counts. */
   moneyPerUser: number;
 }
 
 export interface ApiLimits {
   rate: RateLimits;
+  /** Money mutations one GraphQL request may carry (more: 400 TOO_MANY_MONEY_FIELDS); sign-in fields are capped at one. */
+  maxMoneyFields: number;
   maxDepth: number;
   maxComplexity: number;
   maxPageSize: number;
@@ -68,6 +70,7 @@ export function apiLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): ApiLimit
       authPerIp: int(env, 'RATE_LIMIT_AUTH_PER_IP', 10),
       moneyPerUser: int(env, 'RATE_LIMIT_MONEY_PER_USER', 20),
     },
+    maxMoneyFields: Math.max(1, int(env, 'GRAPHQL_MAX_MONEY_FIELDS', 5)),
     maxDepth: int(env, 'GRAPHQL_MAX_DEPTH', 10),
     maxComplexity: int(env, 'GRAPHQL_MAX_COMPLEXITY', 5000),
     maxPageSize: int(env, 'GRAPHQL_MAX_PAGE_SIZE', 100),

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { makePool } from '../db/pools.ts';
 import { runWithLogContext } from '../log-context.ts';
 import type { Metrics } from '../metrics/registry.ts';
-import { makeCronItems, makeTaskList, type RevioTaskDeps } from './tasks/index.ts';
+import { makeCronItems, makeTaskList, type RevioTaskDeps, type TaskSettings } from './tasks/index.ts';
 
 export interface WorkerSettings {
   concurrency: number;
@@ -60,6 +60,8 @@ export interface StartWorkerOptions extends Partial<WorkerSettings> {
   cron?: boolean;
   /** Registers the Revio tasks (deposits, withdrawals, reconciliation). */
   revio?: RevioTaskDeps;
+  /** Account email delivery (default: from the environment, src/email/config.ts). */
+  email?: TaskSettings['email'];
   /** How often to look for jobs whose run_at has come (retries); default 2000 ms. New jobs arrive by LISTEN at once. */
   pollInterval?: number;
   /** Counts and times jobs (pgwallet_jobs_total, pgwallet_job_duration_seconds) and exports the worker pool's usage. */
@@ -106,7 +108,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   const launch = () =>
     run({
       pgPool: pool,
-      taskList: withJobLogContext(makeTaskList({ ...settings, revio: options.revio })),
+      taskList: withJobLogContext(makeTaskList({ ...settings, revio: options.revio, email: options.email })),
       parsedCronItems: options.cron === false ? [] : makeCronItems({ revio: Boolean(options.revio) }),
       concurrency: settings.concurrency,
       ...(options.pollInterval ? { pollInterval: options.pollInterval } : {}),

@@ -153,7 +153,7 @@ async function createWallets(db: pg.Client, jwk: string): Promise<Wallet[]> {
   for (let i = 0; i < WALLETS; i++) {
     const email = `bench-${i}-${randomUUID().slice(0, 8)}@example.com`;
     // Users are inserted directly (no bcrypt); the trigger opens their ZAR wallet.
-    const user = (await db.query(`insert into app_public.users (email, full_name) values ($1, $2) returning id`, [email, `Bench ${i}`])).rows[0];
+    const user = (await db.query(`insert into app_public.users (email, full_name, email_verified_at) values ($1, $2, now()) returning id`, [email, `Bench ${i}`])).rows[0];
     const session = (await db.query(`select session_id from app_private.start_session((select u from app_public.users u where u.id = $1))`, [user.id])).rows[0]
       .session_id;
     const walletId = (await db.query(`select ledger.open_wallet($1, 'ZAR') as id`, [user.id])).rows[0].id;

@@ -1,6 +1,7 @@
 // Starts the real API (Express + PostGraphile) on a random port against the
 // test database, and offers a tiny GraphQL client over real HTTP.
 import '../../src/graphile-env.ts';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import { inject } from 'vitest';
 import { generatePrivateJwk, loadSigningKeys } from '../../src/auth/keys.ts';
@@ -67,13 +68,31 @@ export const PASSWORD = 'correct horse battery staple';
 
 export const AUTH_FIELDS = 'accessToken refreshToken accessTokenExpiresAt user { rowId email fullName }';
 
-export async function registerUser(api: TestApi, label = 'user') {
+let owner: pg.Pool | undefined;
+/** The test database as its owner (lazily; idle connections let the process exit). */
+function ownerDb(): pg.Pool {
+  owner ??= new pg.Pool({ connectionString: inject('ownerUrl'), max: 2, idleTimeoutMillis: 1000, allowExitOnIdle: true });
+  return owner;
+}
+
+/**
+ * Marks a user's email as verified, as clicking the emailed link would
+ * (tests/accounts.test.ts covers the link itself): most suites need users who
+ * can receive transfers and withdraw.
+ */
+export async function markEmailVerified(userId: string, db: Pick<pg.Pool, 'query'> = ownerDb()): Promise<void> {
+  await db.query('update app_public.users set email_verified_at = coalesce(email_verified_at, now()) where id = $1', [userId]);
+}
+
+/** Registers through the API; the account is verified unless `verified: false`. */
+export async function registerUser(api: TestApi, label = 'user', options: { verified?: boolean } = {}) {
   const email = uniqueEmail(label);
   const result = await api.graphql(
     `mutation($input: RegisterInput!) { register(input: $input) { ${AUTH_FIELDS} } }`,
     { input: { email, password: PASSWORD, fullName: `Test ${label}` } },
   );
   if (!result.data?.register) throw new Error(`register failed: ${JSON.stringify(result.errors)}`);
+  if (options.verified !== false) await markEmailVerified(result.data.register.user.rowId);
   return { email, ...result.data.register } as {
     email: string;
     accessToken: string;

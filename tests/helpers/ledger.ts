@@ -19,11 +19,16 @@ export interface LedgerUser {
 
 /**
  * Creates a user straight in SQL (as the owner): no password, so no bcrypt.
- * The insert trigger opens the ZAR wallet, as it does for register().
+ * The insert trigger opens the ZAR wallet, as it does for register(). The
+ * email counts as verified (so the user can receive transfers) unless
+ * `verified: false`.
  */
-export async function createUser(db: Queryable, label = 'ledger'): Promise<LedgerUser> {
+export async function createUser(db: Queryable, label = 'ledger', options: { verified?: boolean } = {}): Promise<LedgerUser> {
   const email = uniqueEmail(label);
-  const { rows } = await db.query(`insert into app_public.users (email, full_name) values ($1, $2) returning id`, [email, `Test ${label}`]);
+  const { rows } = await db.query(
+    `insert into app_public.users (email, full_name, email_verified_at) values ($1, $2, case when $3 then now() end) returning id`,
+    [email, `Test ${label}`, options.verified !== false],
+  );
   const userId: string = rows[0].id;
   return { userId, email, walletId: await walletOf(db, userId) };
 }

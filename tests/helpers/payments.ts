@@ -14,7 +14,7 @@ import { generateBankAccountKey, parseBankAccountKey, type BankAccountKey } from
 import { paymentPgSettings, paymentSettingsFromEnv, type PaymentSettings } from '../../src/payments/config.ts';
 import { publicKeySource, signRevioBody, type RevioClient } from '../../src/revio/index.ts';
 import type { RevioSandbox, RevioSandboxOptions } from '../../src/revio-sandbox/index.ts';
-import { startWorker, type Worker } from '../../src/worker/runner.ts';
+import { startWorker, type StartWorkerOptions, type Worker } from '../../src/worker/runner.ts';
 import { PASSWORD, uniqueEmail, type GraphQLResponse } from './api.ts';
 import { createOwnDatabase, type OwnDatabase } from './database.ts';
 import { clientFor, startTestSandbox, testPrivateKeyPem } from './revio.ts';
@@ -29,6 +29,8 @@ export interface StackOptions {
   metrics?: Metrics;
   logger?: Logger;
   ledgerCheckIntervalSeconds?: number;
+  /** How the worker delivers account emails (default: the log transport). */
+  email?: StartWorkerOptions['email'];
 }
 
 export interface PaymentsStack {
@@ -78,7 +80,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
   await revio.createWebhook({ title: 'pgwallet test', callback: `${api.url}/webhooks/revio`, allEvents: true });
   const worker = options.worker === false
     ? undefined
-    : await startWorker({ connectionString: db.ownerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey } });
+    : await startWorker({ connectionString: db.ownerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey }, email: options.email });
   const owner = new pg.Pool({ connectionString: db.ownerUrl, max: 5 });
 
   return {
@@ -109,7 +111,7 @@ export interface Person {
   walletId: string;
 }
 
-/** Registers through the API and finds the person's ZAR wallet. */
+/** Registers through the API (email verified) and finds the person's ZAR wallet. */
 export async function signUp(stack: PaymentsStack, label = 'person'): Promise<Person> {
   const email = uniqueEmail(label);
   const result = await stack.graphql(
@@ -117,6 +119,8 @@ export async function signUp(stack: PaymentsStack, label = 'person'): Promise<Pe
     { i: { email, password: PASSWORD, fullName: `Test ${label}` } },
   );
   if (!result.data?.register) throw new Error(`register failed: ${JSON.stringify(result.errors)}`);
+  // Verified, as the emailed link would make it (tests/accounts.test.ts covers the link): withdrawals need it.
+  await stack.owner.query('update app_public.users set email_verified_at = now() where id = $1', [result.data.register.user.rowId]);
   const { rows } = await stack.owner.query(`select ledger.open_wallet($1, 'ZAR') as id`, [result.data.register.user.rowId]);
   return { email, token: result.data.register.accessToken, userId: result.data.register.user.rowId, walletId: rows[0].id };
 }

@@ -1,5 +1,5 @@
-// register / login / refreshSession / logout. The SQL functions decide (and
-// record) everything; this plugin only turns their outcome into signed tokens
+// register / login / refreshSession / logout / changePassword. The SQL
+// functions decide (and record) everything; this plugin only turns their outcome into signed tokens
 // or a coded error. Access tokens must be signed here because the key is an
 // asymmetric one that never enters the database.
 import { sideEffectWithPgClient } from 'postgraphile/@dataplan/pg';
@@ -8,7 +8,7 @@ import { extendSchema, gql } from 'postgraphile/utils';
 import { roleForUser, signAccessToken, type TokenSettings } from '../../auth/tokens.ts';
 
 interface AuthRow {
-  outcome: 'ok' | 'invalid' | 'locked' | 'reused';
+  outcome: 'ok' | 'invalid' | 'locked' | 'reused' | 'expired';
   user_id: string;
   email: string;
   full_name: string;
@@ -27,13 +27,20 @@ const SIGN_IN_FAILURES: Failures = {
 const REFRESH_FAILURES: Failures = {
   invalid: { code: 'REFRESH_TOKEN_INVALID', message: 'The refresh token is not valid; sign in again.' },
   reused: { code: 'REFRESH_TOKEN_REUSED', message: 'This refresh token was already used; the session has been ended for safety.' },
+  expired: { code: 'SESSION_EXPIRED', message: 'This session has reached its maximum age; sign in again.' },
+};
+const CHANGE_PASSWORD_FAILURES: Failures = {
+  invalid: { code: 'CURRENT_PASSWORD_INCORRECT', message: 'The current password is incorrect.' },
+  locked: SIGN_IN_FAILURES.locked,
 };
 
+function failure(row: AuthRow, failures: Failures): SafeError {
+  const known = failures[row.outcome] ?? { code: 'INTERNAL_ERROR', message: 'Unexpected sign-in outcome.' };
+  return new SafeError(known.message, { code: known.code, ...(row.retry_at ? { retryAt: row.retry_at.toISOString() } : {}) });
+}
+
 async function toPayload(tokens: TokenSettings, row: AuthRow, failures: Failures) {
-  if (row.outcome !== 'ok') {
-    const failure = failures[row.outcome] ?? { code: 'INTERNAL_ERROR', message: 'Unexpected sign-in outcome.' };
-    throw new SafeError(failure.message, { code: failure.code, ...(row.retry_at ? { retryAt: row.retry_at.toISOString() } : {}) });
-  }
+  if (row.outcome !== 'ok') throw failure(row, failures);
   const access = await signAccessToken(tokens, {
     userId: row.user_id,
     role: roleForUser(row.role),
@@ -80,6 +87,10 @@ export function makeAuthPlugin(tokens: TokenSettings) {
         input LogoutInput {
           refreshToken: String!
         }
+        input ChangePasswordInput {
+          currentPassword: String!
+          newPassword: String!
+        }
         """
         The user a session belongs to.
         """
@@ -110,6 +121,8 @@ export function makeAuthPlugin(tokens: TokenSettings) {
           refreshSession(input: RefreshSessionInput!): AuthPayload
           "End the session the refresh token belongs to."
           logout(input: LogoutInput!): LogoutPayload
+          "Set a new password (the current one is required). Every other session of yours ends; this one stays."
+          changePassword(input: ChangePasswordInput!): LogoutPayload
         }
       `,
       objects: {
@@ -126,6 +139,14 @@ export function makeAuthPlugin(tokens: TokenSettings) {
             refreshSession(_$root, fieldArgs) {
               const $input = fieldArgs.getRaw('input');
               return payload(callAuthFunction('refresh_session', $input, (i) => [i.refreshToken]), REFRESH_FAILURES);
+            },
+            changePassword(_$root, fieldArgs) {
+              const $input = fieldArgs.getRaw('input');
+              const $row = callAuthFunction('change_password', $input, (i) => [i.currentPassword, i.newPassword]);
+              return lambda($row, (row) => {
+                if (row.outcome !== 'ok') throw failure(row, CHANGE_PASSWORD_FAILURES);
+                return { success: true };
+              });
             },
             logout(_$root, fieldArgs) {
               const $input = fieldArgs.getRaw('input');

@@ -11,9 +11,11 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'postgraphile/graphql';
+import { chargedFields } from '../abuse.ts';
 import type { ApiLimits } from '../limits-config.ts';
+import { verifyExecution } from '../operation-limits.ts';
 
-type Limits = Pick<ApiLimits, 'maxDepth' | 'maxComplexity' | 'maxPageSize' | 'introspection'>;
+type Limits = Pick<ApiLimits, 'maxDepth' | 'maxComplexity' | 'maxPageSize' | 'introspection'> & Partial<Pick<ApiLimits, 'maxMoneyFields'>>;
 
 function pageSizeOf(field: FieldNode, limits: Limits, context: ValidationContext): number {
   let size = 1;
@@ -96,9 +98,24 @@ const noIntrospection: ValidationRule = (context) => ({
 });
 
 export function makeGraphqlLimitsPlugin(limits: Limits): GraphileConfig.Plugin {
+  const maxMoneyFields = limits.maxMoneyFields ?? 5;
   return {
     name: 'PgWalletGraphqlLimitsPlugin',
     version: '1.0.0',
+    grafast: {
+      middleware: {
+        // The last word on per-operation limits: the validated document and the
+        // operation grafserv is about to run must have been classified and
+        // charged by the Express step (src/http/operation-limits.ts).
+        execute(next, event) {
+          const { document, operationName, requestContext } = event.args;
+          const req = (requestContext as { expressv4?: { req?: unknown } } | undefined)?.expressv4?.req;
+          const refused = verifyExecution(document, operationName, chargedFields(req), maxMoneyFields);
+          if (refused) return { errors: [new GraphQLError(refused.message, { extensions: { code: refused.code } })] };
+          return next();
+        },
+      },
+    },
     grafserv: {
       middleware: {
         setPreset(next, event) {

@@ -6,6 +6,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { makePgService } from 'postgraphile/adaptors/pg';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
+import { sessionMaxAgeSecondsFrom } from '../../auth/session-config.ts';
 import type { AccessClaims, TokenSettings } from '../../auth/tokens.ts';
 import { makeGraphqlMetricsPlugin } from '../../metrics/graphql.ts';
 import type { Metrics } from '../../metrics/registry.ts';
@@ -27,7 +28,9 @@ export interface PresetOptions {
   /** Deposits and withdrawals: the bank-account key and the pgwallet.* limits SQL reads. */
   payments?: PaymentsPluginOptions & { pgSettings?: Record<string, string> };
   /** Depth, complexity and page-size caps; introspection and Ruru switches (src/http/limits-config.ts). */
-  limits?: Pick<ApiLimits, 'maxDepth' | 'maxComplexity' | 'maxPageSize' | 'introspection' | 'ruru'>;
+  limits?: Pick<ApiLimits, 'maxDepth' | 'maxComplexity' | 'maxPageSize' | 'introspection' | 'ruru'> & Partial<Pick<ApiLimits, 'maxMoneyFields'>>;
+  /** Absolute session lifetime for refreshSession (default: SESSION_MAX_AGE_DAYS, src/auth/session-config.ts). */
+  sessionMaxAgeSeconds?: number;
   /** Counts and times GraphQL operations (src/metrics/graphql.ts). */
   metrics?: Metrics;
 }
@@ -44,6 +47,18 @@ export function pgSettingsFor(auth: AccessClaims | null | undefined): Record<str
   };
 }
 
+// Control characters (a NUL above all) cannot be a setting's value; the length is bounded.
+const UNPRINTABLE = /[\u0000-\u001f\u007f]/g;
+
+/** The client address and user agent, for sign-in attempts and money requests (sql/accounts/client_activity.sql). */
+export function clientSettings(req: { ip?: string; headers?: Record<string, unknown> } | undefined): Record<string, string> {
+  const settings: Record<string, string> = {};
+  if (req?.ip) settings['request.client_ip'] = req.ip;
+  const agent = req?.headers?.['user-agent'];
+  if (typeof agent === 'string' && agent !== '') settings['request.user_agent'] = agent.replace(UNPRINTABLE, ' ').slice(0, 512);
+  return settings;
+}
+
 function requestIdSettings(id: unknown): Record<string, string> {
   if (id === undefined || id === null) return {};
   return { application_name: `pgwallet-api req=${String(id)}`.slice(0, 63), 'pgwallet.request_id': String(id) };
@@ -51,6 +66,7 @@ function requestIdSettings(id: unknown): Record<string, string> {
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const watch = options.development && Boolean(options.watchConnectionString);
+  const sessionSettings = { 'pgwallet.session_max_age_seconds': String(options.sessionMaxAgeSeconds ?? sessionMaxAgeSecondsFrom()) };
   return {
     extends: [PostGraphileAmberPreset, ...(options.limits ? [{ plugins: [makeGraphqlLimitsPlugin(options.limits)] }] : [])],
     plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {}), ...(options.metrics ? [makeGraphqlMetricsPlugin(options.metrics)] : [])],
@@ -76,9 +92,9 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         // The request id reaches PostgreSQL as the transaction's application_name
         // (pg_stat_activity, and log lines with %a in log_line_prefix) and as
         // pgwallet.request_id, so a slow query or SQL error can be traced to its request.
-        const settings = { ...pgSettingsFor(req?.auth), ...requestIdSettings(req?.id) };
-        // The client's address, for the admin log (sql/admin/audit_log.sql).
-        if (req?.ip) Object.assign(settings, { 'request.client_ip': req.ip });
+        // The client's address and user agent: for the admin log (sql/admin/audit_log.sql)
+        // and for fraud review of sign-ins and money requests (sql/accounts/client_activity.sql).
+        const settings = { ...pgSettingsFor(req?.auth), ...requestIdSettings(req?.id), ...clientSettings(req), ...sessionSettings };
         // Payment limits matter only to signed-in callers.
         return { pgSettings: req?.auth ? { ...settings, ...options.payments?.pgSettings } : settings };
       },

@@ -1,6 +1,8 @@
 // Every task the worker runs, and the schedule of the periodic ones. Add new
 // tasks here (one file each under tasks/).
 import { parseCronItems, type ParsedCronItem, type TaskList } from 'graphile-worker';
+import { emailSettingsFrom, type EmailSettings } from '../../email/config.ts';
+import { transportFor, type EmailTransport } from '../../email/transport.ts';
 import type { BankAccountKey } from '../../payments/bank-crypto.ts';
 import type { PaymentSettings } from '../../payments/config.ts';
 import type { RevioClient } from '../../revio/index.ts';
@@ -9,6 +11,7 @@ import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
 import { revioCreatePayout } from './revio-create-payout.ts';
 import { revioCreatePurchase } from './revio-create-purchase.ts';
 import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts';
+import { sendEmail } from './send-email.ts';
 
 /** What the Revio tasks need; without it they are not registered and their jobs wait. */
 export interface RevioTaskDeps {
@@ -20,6 +23,8 @@ export interface RevioTaskDeps {
 export interface TaskSettings {
   idempotencyRetentionDays: number;
   revio?: RevioTaskDeps;
+  /** Account emails (default: EMAIL_TRANSPORT / SMTP_URL / APP_URL from the environment). */
+  email?: { settings: EmailSettings; transport?: EmailTransport };
 }
 
 export function makeTaskList(settings: TaskSettings): TaskList {
@@ -27,6 +32,8 @@ export function makeTaskList(settings: TaskSettings): TaskList {
     ledger_expire_holds: ledgerExpireHolds,
     ledger_purge_idempotency: ledgerPurgeIdempotency(settings.idempotencyRetentionDays),
   };
+  const emailSettings = settings.email?.settings ?? emailSettingsFrom();
+  tasks.send_email = sendEmail(settings.email?.transport ?? transportFor(emailSettings), emailSettings);
   const revio = settings.revio;
   if (revio) {
     tasks['revio.create_purchase'] = revioCreatePurchase(revio.client, revio.payments);
