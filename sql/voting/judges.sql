@@ -64,7 +64,7 @@ begin
   end if;
   insert into app_public.judge_scores as s (contestant_id, judge_id, event_id, organisation_id, score)
   values (v_contestant.id, v_user, v_contestant.event_id, v_contestant.organisation_id, score_contestant.score)
-  on conflict (contestant_id, judge_id) do update set score = excluded.score, updated_at = now()
+  on conflict on constraint judge_scores_pkey do update set score = excluded.score, updated_at = now()
   returning s.* into v_row;
   return v_row;
 end;

@@ -107,7 +107,8 @@ grant select (id, organisation_id, name, status, opens_at, closes_at, currency, 
               max_votes_per_request, max_votes_per_voter_per_day, max_votes_per_category_per_day,
               public_weight, judge_weight, leaderboard_public, created_at, updated_at)
   on app_public.events to app_anonymous;
-grant select (voter_requests_per_minute, address_requests_per_minute, new_account_age, platform_fee_bps)
+-- (all of them: a computed field such as Event.balance reads the whole row)
+grant select (voter_requests_per_minute, address_requests_per_minute, new_account_age, platform_fee_bps, account_shards)
   on app_public.events to app_user;
 grant insert (organisation_id, name, opens_at, closes_at, currency, vote_price, allow_free_votes, max_votes_per_request,
               max_votes_per_voter_per_day, max_votes_per_category_per_day, public_weight, judge_weight, leaderboard_public,

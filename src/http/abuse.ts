@@ -105,7 +105,7 @@ function variablesOf(body: unknown): Record<string, unknown> {
 // Strings and comments removed, so neither can hide (or fake) a field name.
 const STRINGS_AND_COMMENTS = /"""[\s\S]*?"""|"(?:[^"\\\n\r]|\\.)*"|#[^\n\r]*/g;
 const AUTH_FIELDS = /\b(?:login|register|refreshSession)\s*\(/;
-const MONEY_FIELDS = /\b(?:transfer|createDeposit|requestWithdrawal|addBankAccount|deleteMyAccount|adminRequestAdjustment|adminDecideAdjustment)\s*\(/;
+const MONEY_FIELDS = /\b(?:transfer|createDeposit|requestWithdrawal|withdrawEventFunds|addBankAccount|deleteMyAccount|adminRequestAdjustment|adminDecideAdjustment)\s*\(/;
 
 export type OperationClass = 'auth' | 'money' | 'other';
 

@@ -9,6 +9,7 @@ import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
 import { revioCreatePayout } from './revio-create-payout.ts';
 import { revioCreatePurchase } from './revio-create-purchase.ts';
 import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts';
+import { VOTING_CRON_ITEMS, votingCloseEvents, votingSnapshotLeaderboards } from '../../voting/tasks.ts';
 
 /** What the Revio tasks need; without it they are not registered and their jobs wait. */
 export interface RevioTaskDeps {
@@ -26,6 +27,8 @@ export function makeTaskList(settings: TaskSettings): TaskList {
   const tasks: TaskList = {
     ledger_expire_holds: ledgerExpireHolds,
     ledger_purge_idempotency: ledgerPurgeIdempotency(settings.idempotencyRetentionDays),
+    voting_close_events: votingCloseEvents,
+    voting_snapshot_leaderboards: votingSnapshotLeaderboards,
   };
   const revio = settings.revio;
   if (revio) {
@@ -45,6 +48,7 @@ export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem
   return parseCronItems([
     { task: 'ledger_expire_holds', match: '* * * * *', identifier: 'ledger_expire_holds', options: { backfillPeriod: 0, maxAttempts: 3 } },
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
+    ...VOTING_CRON_ITEMS,
     ...(options.revio
       ? [
           { task: 'revio.reconcile_pending', match: '*/5 * * * *', identifier: 'revio.reconcile_pending', options: { backfillPeriod: 0, maxAttempts: 3 } },
