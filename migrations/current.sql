@@ -140,8 +140,10 @@ create table if not exists app_public.votes (
 );
 create index if not exists votes_voter_time_idx on app_public.votes (voter_id, created_at);
 create index if not exists votes_address_time_idx on app_public.votes (client_ip, created_at) where client_ip is not null;
-create index if not exists votes_contestant_idx on app_public.votes (contestant_id) include (count, status);
-create index if not exists votes_event_idx on app_public.votes (event_id);
+-- Few indexes on purpose: every one is written by every vote. Recounts
+-- (audit.leaderboard_drift) and per-event queries are rare and may scan.
+drop index if exists app_public.votes_contestant_idx;
+drop index if exists app_public.votes_event_idx;
 create index if not exists votes_organisation_idx on app_public.votes (organisation_id, created_at);
 create index if not exists votes_flagged_idx on app_public.votes (event_id, created_at) where status = 'flagged';
 
@@ -167,6 +169,14 @@ create table if not exists app_private.tally_shards (
   primary key (contestant_id, shard)
 ) with (fillfactor = 50);
 create index if not exists tally_shards_category_idx on app_private.tally_shards (category_id);
+
+-- When each category's leaderboard was last announced (NOTIFY): at most one
+-- notification per category per 100 ms, because every NOTIFY takes a
+-- database-wide lock at commit (it serialised votes at ~100/s).
+create table if not exists app_private.leaderboard_notices (
+  category_id uuid primary key,
+  notified_at timestamptz not null
+);
 
 create table if not exists app_public.leaderboard_snapshots (
   id              bigint generated always as identity primary key,

@@ -99,7 +99,7 @@ revoke all on app_public.organisations, app_public.organisation_members, app_pub
               app_public.contestants, app_public.votes, app_public.leaderboard_snapshots, app_public.event_judges,
               app_public.judge_scores, app_public.event_payouts
   from public, app_anonymous, app_user, app_admin, app_auditor, authenticator;
-revoke all on app_private.event_accounts, app_private.voter_day_counts, app_private.tally_shards
+revoke all on app_private.event_accounts, app_private.voter_day_counts, app_private.tally_shards, app_private.leaderboard_notices
   from public, app_anonymous, app_user, app_admin, app_auditor, authenticator;
 
 grant select on app_public.organisations, app_public.organisation_members to app_user;
@@ -144,3 +144,8 @@ comment on table app_public.event_judges is E'@behavior -insert -update -delete\
 comment on table app_public.judge_scores is E'@behavior -insert -update -delete\nA judge''s score of a contestant (scoreContestant).';
 comment on table app_public.event_payouts is E'@behavior -insert -update -delete\nEvent takings moved to an owner''s wallet (withdrawEventFunds).';
 comment on column app_public.votes.flag_reason is 'Why the fraud rules held this vote for review: ADDRESS_VELOCITY or NEW_ACCOUNT.';
+-- Filterable although not indexed on their own (every index costs each vote a
+-- write): RLS narrows to the organisation (votes_organisation_idx) first, and
+-- flagged votes per event have a partial index.
+comment on column app_public.votes.event_id is '@behavior +filterBy';
+comment on column app_public.votes.status is '@behavior +filterBy';

@@ -8,10 +8,16 @@
 // with the subscriber's own pgSettings, so who may watch is decided by the
 // same SQL that decides who may read (LEADERBOARD_HIDDEN otherwise). The
 // first event arrives at once, so a client starts from the current standings.
+//
+// SQL announces a category at most once per 100 ms (NOTIFY takes a
+// database-wide lock at commit; see app_private.tally_add). So that votes
+// committed inside that window are not left unannounced, every notification
+// is followed by one trailing event TRAILING_MS later (unless another
+// notification came first), which re-reads the standings.
 import type {} from 'postgraphile';
 import { jsonParse } from 'postgraphile/@dataplan/json';
 import { loadOneWithPgClient } from 'postgraphile/@dataplan/pg';
-import { context, lambda, listen, type Step } from 'postgraphile/grafast';
+import { context, lambda, listen, type GrafastSubscriber, type Step } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
 
 interface LeaderboardEvent {
@@ -24,6 +30,67 @@ interface LeaderboardRow {
   contestant_name: string;
   votes: string;
   rank: number;
+}
+
+/** How long after a notification the standings are read once more. */
+export const TRAILING_MS = 300;
+
+/**
+ * Yields every message of `source` and, when `delayMs` pass after one without
+ * another, that message again. A plain iterator rather than an async
+ * generator: return() (the client unsubscribing) must end `source` at once,
+ * even while waiting for a message, or the LISTEN would outlive it.
+ */
+export function withTrailingRepeat<T>(source: AsyncIterator<T>, delayMs: number): AsyncIterableIterator<T> {
+  const finished: IteratorResult<T> = { done: true, value: undefined };
+  let last: { value: T } | undefined;
+  let pending: Promise<IteratorResult<T>> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stop: (() => void) | undefined;
+  let done = false;
+  const iterator: AsyncIterableIterator<T> = {
+    [Symbol.asyncIterator]: () => iterator,
+    async next() {
+      if (done) return finished;
+      pending ??= source.next();
+      const stopped = new Promise<'stop'>((resolve) => (stop = () => resolve('stop')));
+      const waits: Promise<IteratorResult<T> | 'stop' | 'timeout'>[] = [pending, stopped];
+      if (last) waits.push(new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), delayMs))));
+      const result = await Promise.race(waits);
+      clearTimeout(timer);
+      if (result === 'stop') return finished;
+      if (result === 'timeout') {
+        const value = last!.value;
+        last = undefined;
+        return { done: false, value };
+      }
+      pending = undefined;
+      if (result.done) {
+        done = true;
+        return finished;
+      }
+      last = { value: result.value };
+      return result;
+    },
+    async return() {
+      done = true;
+      clearTimeout(timer);
+      stop?.();
+      await source.return?.();
+      return finished;
+    },
+  };
+  return iterator;
+}
+
+/** pgSubscriber with a trailing repeat of each message. */
+function trailingSubscriber(subscriber: GrafastSubscriber | null): GrafastSubscriber | null {
+  if (!subscriber) return null;
+  return {
+    async subscribe(topic) {
+      return withTrailingRepeat(await subscriber.subscribe(topic), TRAILING_MS);
+    },
+  };
 }
 
 /** The channel cast_votes notifies for a category. */
@@ -69,8 +136,8 @@ export const LeaderboardSubscriptionPlugin = extendSchema((build) => {
               const $categoryId = fieldArgs.getRaw('categoryId');
               const $topic = lambda($categoryId, (id: string) => leaderboardTopic(id));
               const $initial = lambda($categoryId, (id: string) => JSON.stringify({ categoryId: id }));
-              const $pgSubscriber = context().get('pgSubscriber');
-              return listen($pgSubscriber, $topic, jsonParse, $initial);
+              const $subscriber = lambda(context().get('pgSubscriber'), trailingSubscriber);
+              return listen($subscriber, $topic, jsonParse, $initial);
             },
             plan($event) {
               return loadOneWithPgClient(executor, $event as Step<LeaderboardEvent>, async (client, events) =>
