@@ -80,10 +80,12 @@ begin
 end;
 $$;
 
--- Refuses with VOTE_CAP_REACHED / CATEGORY_VOTE_CAP_REACHED if p_count more
--- votes would pass a cap today, else counts them. The caller holds the
--- (voter, event) lock, so the read and the bump cannot interleave with
--- another request of the same voter for the same event.
+-- Counts p_count more votes of the voter today, for the event and for the
+-- category, and refuses with VOTE_CAP_REACHED / CATEGORY_VOTE_CAP_REACHED if
+-- that passes a cap (the exception rolls the counts back with everything
+-- else). One statement: the upsert row-locks the voter's (event, day) row
+-- until commit, which is the (voter, event) lock: a second request of the same
+-- voter for the same event waits here and then sees the first one's count.
 create or replace function app_private.vote_caps_take(p_event app_public.events, p_category_id uuid, p_voter uuid, p_count int)
 returns void
 language plpgsql
@@ -95,22 +97,22 @@ declare
   v_event_votes int;
   v_category_votes int;
 begin
-  select coalesce(sum(c.votes) filter (where c.scope_id = p_event.id), 0),
-         coalesce(sum(c.votes) filter (where c.scope_id = p_category_id), 0)
+  with counted as (
+    insert into app_private.voter_day_counts as c (voter_id, event_id, scope_id, day, votes)
+    values (p_voter, p_event.id, p_event.id, v_day, p_count), (p_voter, p_event.id, p_category_id, v_day, p_count)
+    on conflict (voter_id, event_id, scope_id, day) do update set votes = c.votes + excluded.votes
+    returning c.scope_id, c.votes)
+  select max(k.votes) filter (where k.scope_id = p_event.id), max(k.votes) filter (where k.scope_id = p_category_id)
     into v_event_votes, v_category_votes
-    from app_private.voter_day_counts c
-   where c.voter_id = p_voter and c.event_id = p_event.id and c.day = v_day and c.scope_id in (p_event.id, p_category_id);
-  if v_event_votes + p_count > p_event.max_votes_per_voter_per_day then
-    raise exception 'Daily vote limit reached for this event: % of % used', v_event_votes, p_event.max_votes_per_voter_per_day
+    from counted k;
+  if v_event_votes > p_event.max_votes_per_voter_per_day then
+    raise exception 'Daily vote limit reached for this event: % of % used', v_event_votes - p_count, p_event.max_votes_per_voter_per_day
       using errcode = 'PW604'; -- VOTE_CAP_REACHED
   end if;
-  if v_category_votes + p_count > p_event.max_votes_per_category_per_day then
-    raise exception 'Daily vote limit reached for this category: % of % used', v_category_votes, p_event.max_votes_per_category_per_day
+  if v_category_votes > p_event.max_votes_per_category_per_day then
+    raise exception 'Daily vote limit reached for this category: % of % used', v_category_votes - p_count, p_event.max_votes_per_category_per_day
       using errcode = 'PW605'; -- CATEGORY_VOTE_CAP_REACHED
   end if;
-  insert into app_private.voter_day_counts as c (voter_id, event_id, scope_id, day, votes)
-  values (p_voter, p_event.id, p_event.id, v_day, p_count), (p_voter, p_event.id, p_category_id, v_day, p_count)
-  on conflict (voter_id, event_id, scope_id, day) do update set votes = c.votes + excluded.votes;
 end;
 $$;
 
@@ -200,11 +202,11 @@ begin
       using errcode = 'PW603'; -- EVENT_NOT_OPEN
   end if;
 
-  -- The (voter, event) lock: one request per voter per event at a time, so
-  -- the caps below cannot be overrun by parallel requests.
-  perform pg_advisory_xact_lock(612, hashtext(p_voter::text || '/' || v_event.id::text));
-
+  -- Free votes have no idempotency claim to serialise identical requests, so
+  -- they take the (voter, event) lock before looking for an earlier vote with
+  -- the key (a replay must not count against the caps).
   if v_amount = 0 then
+    perform pg_advisory_xact_lock(612, hashtext(p_voter::text || '/' || v_event.id::text));
     select v.* into v_vote from app_public.votes v where v.voter_id = p_voter and v.idempotency_key = p_idempotency_key;
     if found then
       if v_vote.contestant_id <> p_contestant_id or v_vote.count <> p_count or v_vote.amount <> 0 then
@@ -214,24 +216,23 @@ begin
     end if;
   end if;
 
-  v_flag := app_private.vote_fraud_check(v_event, p_voter, p_client_ip);
+  -- Caps first: from here on this voter's other requests for this event wait.
   perform app_private.vote_caps_take(v_event, v_target.category_id, p_voter, p_count);
+  v_flag := app_private.vote_fraud_check(v_event, p_voter, p_client_ip);
   if v_amount > 0 then
     perform app_private.vote_pay(v_event, p_voter, v_amount, v_fee, 'user:' || p_voter || '/' || p_idempotency_key, v_entry_id,
       jsonb_build_object('event', v_event.id, 'contestant', p_contestant_id, 'votes', p_count));
   end if;
 
-  begin
-    insert into app_public.votes (event_id, category_id, contestant_id, organisation_id, voter_id, count, amount, fee,
-                                  entry_id, status, flag_reason, client_ip, idempotency_key)
-    values (v_event.id, v_target.category_id, p_contestant_id, v_target.organisation_id, p_voter, p_count, v_amount, v_fee,
-            case when v_amount > 0 then v_entry_id end, case when v_flag is null then 'counted' else 'flagged' end::app_public.vote_status,
-            v_flag, p_client_ip, p_idempotency_key)
-    returning * into v_vote;
-  exception when unique_violation then
-    -- A free vote's key already used by this voter in another event.
-    raise exception 'This idempotency key was already used for a different request' using errcode = 'PW109'; -- IDEMPOTENCY_KEY_REUSED
-  end;
+  -- (No exception block here: a subtransaction per vote costs more than the
+  -- check it would save. The key was checked above, for free votes under the
+  -- lock; paid ones hold the idempotency claim.)
+  insert into app_public.votes (event_id, category_id, contestant_id, organisation_id, voter_id, count, amount, fee,
+                                entry_id, status, flag_reason, client_ip, idempotency_key)
+  values (v_event.id, v_target.category_id, p_contestant_id, v_target.organisation_id, p_voter, p_count, v_amount, v_fee,
+          case when v_amount > 0 then v_entry_id end, case when v_flag is null then 'counted' else 'flagged' end::app_public.vote_status,
+          v_flag, p_client_ip, p_idempotency_key)
+  returning * into v_vote;
   if v_flag is null then
     perform app_private.tally_add(p_contestant_id, v_target.category_id, p_count);
   end if;

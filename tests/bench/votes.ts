@@ -147,7 +147,8 @@ async function setUp(db: pg.Client) {
     await db.query(`update app_public.events set status = 'open' where id = $1`, [event.id]);
     return { eventId: event.id as string, categoryId: category.id as string, contestants: contestants.map((c) => c.id as string) };
   };
-  const main = await makeEvent('Bench final', null);
+  // Capped like a real event (generously, so that no vote is refused).
+  const main = await makeEvent('Bench final', 1_000_000);
   const race = await makeEvent('Bench cap race', RACE_CAP);
   await db.query('commit');
   return { voters, main, race };
