@@ -293,7 +293,7 @@ describe('organisations', () => {
     // A member added by the owner sees the organisation's data.
     const carol = await funded('org-a-member', 0);
     ok(await stack.graphql(`mutation($o: UUID!, $e: String!) { addOrganisationMember(input: { organisationId: $o, email: $e }) { result { role } } }`,
-      { o: orgA, e: carol.email }, alice.token), 'addOrganisationMember');
+      { o: orgA, e: carol.email.toUpperCase() }, alice.token), 'addOrganisationMember'); // emails match case-insensitively
     expect((await eventsOf(carol.token)).some((e) => e.rowId === draftA.eventId)).toBe(true);
     expect(codeOf(await stack.graphql(`mutation($o: UUID!, $e: String!) { addOrganisationMember(input: { organisationId: $o, email: $e }) { result { role } } }`,
       { o: orgA, e: bob.email }, carol.token))).toBe('ORGANISATION_ACCESS_DENIED');

@@ -80,7 +80,7 @@ returns app_public.organisation_members
 language plpgsql
 volatile
 security definer
-set search_path = pg_catalog, pg_temp
+set search_path = pg_catalog, public, pg_temp
 as $$
 declare
   v_user uuid := app_private.require_user();
@@ -88,7 +88,7 @@ declare
   v_row app_public.organisation_members;
 begin
   perform app_private.assert_member(v_user, add_organisation_member.organisation_id, true);
-  select u.id into v_member from app_public.users u where u.email = btrim(add_organisation_member.email)::public.citext;
+  select u.id into v_member from app_public.users u where u.email = btrim(add_organisation_member.email)::citext;
   if v_member is null then
     raise exception 'No user has the email address %', add_organisation_member.email using errcode = 'PW617'; -- INVITEE_NOT_FOUND
   end if;
