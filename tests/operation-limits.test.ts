@@ -223,6 +223,10 @@ describe('classification', () => {
       'signOutEverywhere', // ends sessions
       // Admin operations without money moving here: maker-checker and the admin log cover them.
       'adminEraseUser', 'adminResolveDiscrepancy', 'adminResolveFlaggedPayment', 'adminRetryJob', 'adminSetUserRole', 'adminSetWalletFrozen',
+      // Voting set-up by organisers and judges: no money moves (castVotes, reviewVote and withdrawEventFunds are money fields).
+      'createOrganisation', 'addOrganisationMember', 'createEvent', 'updateEvent', 'updateEventByRowId', 'setEventStatus',
+      'createCategory', 'updateCategory', 'updateCategoryByEventIdAndName', 'updateCategoryByRowId',
+      'createContestant', 'updateContestant', 'updateContestantByRowId', 'inviteJudge', 'scoreContestant',
     ]);
     const unclassified = fields.filter((f) => !SIGN_IN_FIELDS.has(f) && !MONEY_FIELDS.has(f) && !other.has(f));
     expect(unclassified).toEqual([]);

@@ -74,7 +74,9 @@ begin
   if v_id is null then
     perform ledger.assert_currency(p_currency);
     insert into ledger.accounts (kind, currency, shard) values (p_kind, p_currency, v_shard)
-    on conflict (kind, currency, shard) where kind <> 'user_wallet' do nothing
+    -- No conflict target: the unique index on (kind, currency, shard) covers
+    -- only the system kinds (event accounts have shards of their own).
+    on conflict do nothing
     returning id into v_id;
     if v_id is null then  -- another session created it first
       select a.id into v_id from ledger.accounts a

@@ -32,6 +32,9 @@ export const MONEY_FIELDS: ReadonlySet<string> = new Set([
   'transfer',
   'createDeposit',
   'requestWithdrawal',
+  'castVotes',
+  'withdrawEventFunds',
+  'reviewVote', // rejecting a flagged vote refunds it
   'addBankAccount',
   'deleteMyAccount',
   'adminRequestAdjustment',

@@ -57,7 +57,8 @@ export function makeGraphqlMetricsPlugin(metrics: Metrics): GraphileConfig.Plugi
     grafserv: {
       middleware: {
         processGraphQLRequestBody(next, event) {
-          const req = (event.request?.requestContext as { expressv4?: { req?: Tagged } }).expressv4?.req;
+          // Websocket operations (subscriptions) come without an HTTP request.
+          const req = (event.request?.requestContext as { expressv4?: { req?: Tagged } } | undefined)?.expressv4?.req;
           const name = (event.body as { operationName?: unknown }).operationName;
           if (req && typeof name === 'string') req[OPERATION_NAME] = name;
           return next();

@@ -16,6 +16,7 @@ import { makeGraphqlLimitsPlugin } from './limits-plugin.ts';
 import { ledgerPlugins } from './ledger-plugin.ts';
 import { makeMaskError } from './mask-error.ts';
 import { makePaymentsPlugins, type PaymentsPluginOptions } from './payments-plugin.ts';
+import { LeaderboardSubscriptionPlugin } from '../../voting/leaderboard-subscription.ts';
 
 export interface PresetOptions {
   authPool: Pool;
@@ -69,7 +70,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const sessionSettings = { 'pgwallet.session_max_age_seconds': String(options.sessionMaxAgeSeconds ?? sessionMaxAgeSecondsFrom()) };
   return {
     extends: [PostGraphileAmberPreset, ...(options.limits ? [{ plugins: [makeGraphqlLimitsPlugin(options.limits)] }] : [])],
-    plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {}), ...(options.metrics ? [makeGraphqlMetricsPlugin(options.metrics)] : [])],
+    plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {}), LeaderboardSubscriptionPlugin, ...(options.metrics ? [makeGraphqlMetricsPlugin(options.metrics)] : [])],
     pgServices: [
       makePgService({
         pool: options.authPool,
@@ -84,6 +85,9 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
       graphiqlPath: '/graphiql',
       watch,
       maxRequestLength: options.bodyLimitBytes,
+      // Subscriptions (leaderboardChanged) over graphql-ws on the same path;
+      // the pg service's pgSubscriber LISTENs for them.
+      websockets: true,
       maskError: makeMaskError(options.logger),
     },
     grafast: {

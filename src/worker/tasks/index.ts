@@ -12,6 +12,7 @@ import { revioCreatePayout } from './revio-create-payout.ts';
 import { revioCreatePurchase } from './revio-create-purchase.ts';
 import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts';
 import { sendEmail } from './send-email.ts';
+import { VOTING_CRON_ITEMS, votingCloseEvents, votingSnapshotLeaderboards } from '../../voting/tasks.ts';
 
 /** What the Revio tasks need; without it they are not registered and their jobs wait. */
 export interface RevioTaskDeps {
@@ -31,6 +32,8 @@ export function makeTaskList(settings: TaskSettings): TaskList {
   const tasks: TaskList = {
     ledger_expire_holds: ledgerExpireHolds,
     ledger_purge_idempotency: ledgerPurgeIdempotency(settings.idempotencyRetentionDays),
+    voting_close_events: votingCloseEvents,
+    voting_snapshot_leaderboards: votingSnapshotLeaderboards,
   };
   const emailSettings = settings.email?.settings ?? emailSettingsFrom();
   tasks.send_email = sendEmail(settings.email?.transport ?? transportFor(emailSettings), emailSettings);
@@ -52,6 +55,7 @@ export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem
   return parseCronItems([
     { task: 'ledger_expire_holds', match: '* * * * *', identifier: 'ledger_expire_holds', options: { backfillPeriod: 0, maxAttempts: 3 } },
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
+    ...VOTING_CRON_ITEMS,
     ...(options.revio
       ? [
           { task: 'revio.reconcile_pending', match: '*/5 * * * *', identifier: 'revio.reconcile_pending', options: { backfillPeriod: 0, maxAttempts: 3 } },
