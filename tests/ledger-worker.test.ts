@@ -13,7 +13,7 @@ let worker: Worker;
 beforeAll(async () => {
   db = ownerPool();
   // Cron is off here (it ticks once a minute); the jobs are queued by hand.
-  worker = await startWorker({ connectionString: inject('ownerUrl'), logger: makeLogger('silent'), cron: false, concurrency: 2 });
+  worker = await startWorker({ connectionString: inject('workerUrl'), logger: makeLogger('silent'), cron: false, concurrency: 2 });
 });
 afterAll(async () => {
   await worker.stop();

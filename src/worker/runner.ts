@@ -1,17 +1,18 @@
 // The graphile-worker runner: jobs queued in the database (cron included) run
 // here, in the same process as the API (src/main.ts) or on their own.
 //
-// The worker connects as the database owner: graphile-worker must own its
-// schema, and the ledger tasks call owner-only functions. It gets its own pool
-// (never the API's authenticator pool; see docs/runbook-ledger.md).
+// The worker connects as its own role, app_worker (WORKER_DATABASE_URL), never
+// as the owner: it may EXECUTE exactly the functions its tasks call and use
+// graphile-worker's schema (sql/worker/grants.sql). startWorker refuses an
+// owner or superuser connection. It gets its own pool (never the API's).
 //
 // Schema: graphile-worker installs and upgrades its own `graphile_worker`
-// schema through its migrations (`runMigrations`), as the owner, when the
-// worker starts. It is not part of our graphile-migrate history: that schema
-// is versioned by graphile-worker, and copying its SQL into our migrations
-// would fight its own migration table. Anything that queues jobs from SQL
-// therefore needs the worker to have started once (installWorkerSchema does it
-// without running jobs).
+// schema through its migrations (`runMigrations`). That needs the owner, so it
+// happens at migration time (`npm run migrate`, `npm start`'s local database:
+// installWorkerSchema), which then grants the schema to app_worker. It is not
+// part of our graphile-migrate history: that schema is versioned by
+// graphile-worker, and copying its SQL into our migrations would fight its own
+// migration table.
 import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
 import type { Logger } from 'pino';
 import { makePool } from '../db/pools.ts';
@@ -53,7 +54,7 @@ function workerLogger(logger: Logger): WorkerLogger {
 }
 
 export interface StartWorkerOptions extends Partial<WorkerSettings> {
-  /** Owner connection string. */
+  /** app_worker connection string (never the owner's: refused). */
   connectionString: string;
   logger: Logger;
   /** Run the periodic tasks (default true). */
@@ -115,6 +116,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
     });
   let runner: Runner;
   try {
+    await refuseOwner(pool);
     runner = await launch();
   } catch (error) {
     await pool.end();
@@ -160,9 +162,30 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   };
 }
 
-/** Installs or upgrades the graphile_worker schema without running any job. */
+/** The worker must not hold the owner's (or a superuser's) power: a bug or a hostile payload in a task could then rewrite anything. */
+async function refuseOwner(pool: { query: (text: string) => Promise<{ rows: { owner: boolean; superuser: boolean; role: string }[] }> }): Promise<void> {
+  const { rows } = await pool.query(
+    `select current_user as role,
+            pg_has_role(current_user, (select datdba from pg_database where datname = current_database()), 'USAGE') as owner,
+            (select rolsuper from pg_roles where rolname = current_user) as superuser`,
+  );
+  if (rows[0].owner || rows[0].superuser) {
+    throw new Error(`The worker connects as ${rows[0].role}, which owns the database (or is a superuser); connect as app_worker (WORKER_DATABASE_URL).`);
+  }
+}
+
+/** Installs or upgrades the graphile_worker schema without running any job, as the owner, and grants it to app_worker. */
 export async function installWorkerSchema(connectionString: string, logger: Logger): Promise<void> {
   await runMigrations({ connectionString, logger: workerLogger(logger) });
+  const pool = makePool(connectionString, 'worker-schema', logger, 1);
+  try {
+    // Absent only on a database older than sql/worker/grants.sql.
+    await pool.query(`do $$ begin
+      if to_regprocedure('app_private.grant_worker_queue()') is not null then perform app_private.grant_worker_queue(); end if;
+    end $$`);
+  } finally {
+    await pool.end();
+  }
 }
 
 function definedOnly(options: StartWorkerOptions): Partial<WorkerSettings> {

@@ -10,6 +10,7 @@ import type { AccessClaims, TokenSettings } from '../../auth/tokens.ts';
 import { makeGraphqlMetricsPlugin } from '../../metrics/graphql.ts';
 import type { Metrics } from '../../metrics/registry.ts';
 import type { ApiLimits } from '../limits-config.ts';
+import { adminPgSettings, adminPlugin } from './admin-plugin.ts';
 import { makeAuthPlugin } from './auth-plugin.ts';
 import { makeGraphqlLimitsPlugin } from './limits-plugin.ts';
 import { ledgerPlugins } from './ledger-plugin.ts';
@@ -51,9 +52,10 @@ function requestIdSettings(id: unknown): Record<string, string> {
 
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const watch = options.development && Boolean(options.watchConnectionString);
+  const adminSettings = adminPgSettings();
   return {
     extends: [PostGraphileAmberPreset, ...(options.limits ? [{ plugins: [makeGraphqlLimitsPlugin(options.limits)] }] : [])],
-    plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {}), ...(options.metrics ? [makeGraphqlMetricsPlugin(options.metrics)] : [])],
+    plugins: [makeAuthPlugin(options.tokens), adminPlugin, ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {}), ...(options.metrics ? [makeGraphqlMetricsPlugin(options.metrics)] : [])],
     pgServices: [
       makePgService({
         pool: options.authPool,
@@ -80,7 +82,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         // The client's address, for the admin log (sql/admin/audit_log.sql).
         if (req?.ip) Object.assign(settings, { 'request.client_ip': req.ip });
         // Payment limits matter only to signed-in callers.
-        return { pgSettings: req?.auth ? { ...settings, ...options.payments?.pgSettings } : settings };
+        return { pgSettings: req?.auth ? { ...settings, ...options.payments?.pgSettings, ...adminSettings } : settings };
       },
     },
   };
