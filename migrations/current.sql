@@ -55,5 +55,6 @@ end $$;
 --!include privacy/erasure.sql
 --!include payments/revio_events.sql
 --!include payments/retention.sql
+--!include audit/payments.sql
 --!include audit/ledger.sql
 --!include worker/grants.sql

@@ -58,12 +58,15 @@ it('ledger_purge_idempotency deletes records older than the window', async () =>
   expect(left.rows.map((r) => r.key)).toEqual(['fresh']);
 });
 
-it('schedules both tasks and reads its settings from the environment', () => {
+it('schedules the periodic tasks and reads its settings from the environment', () => {
   expect(makeCronItems().map((item) => [item.identifier, item.task])).toEqual([
     ['ledger_expire_holds', 'ledger_expire_holds'],
     ['ledger_purge_idempotency', 'ledger_purge_idempotency'],
+    ['revio.purge_deliveries', 'revio.purge_deliveries'],
   ]);
-  expect(workerSettingsFrom({})).toEqual({ concurrency: 2, idempotencyRetentionDays: 7 });
-  expect(workerSettingsFrom({ WORKER_CONCURRENCY: '4', IDEMPOTENCY_RETENTION_DAYS: '30' })).toEqual({ concurrency: 4, idempotencyRetentionDays: 30 });
+  const defaults = { concurrency: 2, idempotencyRetentionDays: 7, deliveryRetentionDays: 90, badDeliveryRetentionDays: 7 };
+  expect(workerSettingsFrom({})).toEqual(defaults);
+  expect(workerSettingsFrom({ WORKER_CONCURRENCY: '4', IDEMPOTENCY_RETENTION_DAYS: '30', REVIO_DELIVERY_RETENTION_DAYS: '365', REVIO_BAD_DELIVERY_RETENTION_DAYS: '2' }))
+    .toEqual({ concurrency: 4, idempotencyRetentionDays: 30, deliveryRetentionDays: 365, badDeliveryRetentionDays: 2 });
   expect(() => workerSettingsFrom({ IDEMPOTENCY_RETENTION_DAYS: '0' })).toThrow(/IDEMPOTENCY_RETENTION_DAYS/);
 });

@@ -53,12 +53,17 @@ $$;
 -- and keeps cron state there. Installed by graphile-worker's migrations as the
 -- owner (npm run migrate, installWorkerSchema), which calls this afterwards;
 -- called here too for a database where the schema already exists.
+-- graphile-worker turns row-level security on for its private tables (no
+-- policy: only their owner may touch them), so app_worker also gets one
+-- policy per such table that lets it see and change every row.
 create or replace function app_private.grant_worker_queue()
 returns void
 language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+  v_table regclass;
 begin
   if to_regnamespace('graphile_worker') is null then
     return;
@@ -67,6 +72,13 @@ begin
   grant select, insert, update, delete on all tables in schema graphile_worker to app_worker;
   grant usage, select on all sequences in schema graphile_worker to app_worker;
   grant execute on all functions in schema graphile_worker to app_worker;
+  for v_table in
+    select c.oid::regclass from pg_class c
+     where c.relnamespace = 'graphile_worker'::regnamespace and c.relkind = 'r' and c.relrowsecurity
+       and not exists (select from pg_policy p where p.polrelid = c.oid and p.polname = 'app_worker_queue')
+  loop
+    execute format('create policy app_worker_queue on %s for all to app_worker using (true) with check (true)', v_table);
+  end loop;
 end;
 $$;
 revoke all on function app_private.grant_worker_queue() from public;

@@ -23,6 +23,8 @@ import { makeCronItems, makeTaskList, type RevioTaskDeps } from './tasks/index.t
 export interface WorkerSettings {
   concurrency: number;
   idempotencyRetentionDays: number;
+  deliveryRetentionDays: number;
+  badDeliveryRetentionDays: number;
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -33,11 +35,13 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   return value;
 }
 
-/** WORKER_CONCURRENCY (default 2) and IDEMPOTENCY_RETENTION_DAYS (default 7). */
+/** WORKER_CONCURRENCY (2), IDEMPOTENCY_RETENTION_DAYS (7), REVIO_DELIVERY_RETENTION_DAYS (90), REVIO_BAD_DELIVERY_RETENTION_DAYS (7). */
 export function workerSettingsFrom(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
   return {
     concurrency: positiveInt(env, 'WORKER_CONCURRENCY', 2),
     idempotencyRetentionDays: positiveInt(env, 'IDEMPOTENCY_RETENTION_DAYS', 7),
+    deliveryRetentionDays: positiveInt(env, 'REVIO_DELIVERY_RETENTION_DAYS', 90),
+    badDeliveryRetentionDays: positiveInt(env, 'REVIO_BAD_DELIVERY_RETENTION_DAYS', 7),
   };
 }
 
@@ -192,5 +196,7 @@ function definedOnly(options: StartWorkerOptions): Partial<WorkerSettings> {
   const out: Partial<WorkerSettings> = {};
   if (options.concurrency !== undefined) out.concurrency = options.concurrency;
   if (options.idempotencyRetentionDays !== undefined) out.idempotencyRetentionDays = options.idempotencyRetentionDays;
+  if (options.deliveryRetentionDays !== undefined) out.deliveryRetentionDays = options.deliveryRetentionDays;
+  if (options.badDeliveryRetentionDays !== undefined) out.badDeliveryRetentionDays = options.badDeliveryRetentionDays;
   return out;
 }

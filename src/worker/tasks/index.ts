@@ -8,6 +8,7 @@ import { ledgerExpireHolds } from './ledger-expire-holds.ts';
 import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
 import { revioCreatePayout } from './revio-create-payout.ts';
 import { revioCreatePurchase } from './revio-create-purchase.ts';
+import { revioPurgeDeliveries } from './revio-purge-deliveries.ts';
 import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts';
 
 /** What the Revio tasks need; without it they are not registered and their jobs wait. */
@@ -19,6 +20,9 @@ export interface RevioTaskDeps {
 
 export interface TaskSettings {
   idempotencyRetentionDays: number;
+  /** Stored Revio deliveries: signed ones kept this many days, bad signatures badDeliveryRetentionDays. */
+  deliveryRetentionDays: number;
+  badDeliveryRetentionDays: number;
   revio?: RevioTaskDeps;
 }
 
@@ -26,6 +30,8 @@ export function makeTaskList(settings: TaskSettings): TaskList {
   const tasks: TaskList = {
     ledger_expire_holds: ledgerExpireHolds,
     ledger_purge_idempotency: ledgerPurgeIdempotency(settings.idempotencyRetentionDays),
+    // Database only (no Revio call), so it runs whether or not Revio is configured.
+    'revio.purge_deliveries': revioPurgeDeliveries(settings.deliveryRetentionDays, settings.badDeliveryRetentionDays),
   };
   const revio = settings.revio;
   if (revio) {
@@ -45,6 +51,7 @@ export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem
   return parseCronItems([
     { task: 'ledger_expire_holds', match: '* * * * *', identifier: 'ledger_expire_holds', options: { backfillPeriod: 0, maxAttempts: 3 } },
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
+    { task: 'revio.purge_deliveries', match: '43 4 * * *', identifier: 'revio.purge_deliveries', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...(options.revio
       ? [
           { task: 'revio.reconcile_pending', match: '*/5 * * * *', identifier: 'revio.reconcile_pending', options: { backfillPeriod: 0, maxAttempts: 3 } },
