@@ -152,7 +152,10 @@ describe('one admin cannot create money alone', () => {
       [mallory.walletId, mallory2.walletId, mallory3.walletId],
     ]);
     expect(balances[0].total).toBe('0');
-    const { rows: approved } = await owner.query(`select count(*)::int as n from app_public.balance_adjustments where status = 'approved'`);
+    // (Other suites share the database: count only what touches mallory's wallets.)
+    const { rows: approved } = await owner.query(`select count(*)::int as n from app_public.balance_adjustments where status = 'approved' and wallet_id = any($1::uuid[])`, [
+      [mallory.walletId, mallory2.walletId, mallory3.walletId],
+    ]);
     expect(approved[0].n).toBe(0);
     expect(await ledgerHealth(owner)).toEqual(HEALTHY);
 
