@@ -14,6 +14,7 @@
 // graphile-worker, and copying its SQL into our migrations would fight its own
 // migration table.
 import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
+import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { makePool } from '../db/pools.ts';
 import { runWithLogContext } from '../log-context.ts';
@@ -167,8 +168,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
 }
 
 /** The worker must not hold the owner's (or a superuser's) power: a bug or a hostile payload in a task could then rewrite anything. */
-async function refuseOwner(pool: { query: (text: string) => Promise<{ rows: { owner: boolean; superuser: boolean; role: string }[] }> }): Promise<void> {
-  const { rows } = await pool.query(
+async function refuseOwner(pool: Pool): Promise<void> {
+  const { rows } = await pool.query<{ owner: boolean; superuser: boolean; role: string }>(
     `select current_user as role,
             pg_has_role(current_user, (select datdba from pg_database where datname = current_database()), 'USAGE') as owner,
             (select rolsuper from pg_roles where rolname = current_user) as superuser`,
