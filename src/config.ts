@@ -16,6 +16,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** The API's connection, as the NOINHERIT `authenticator` role. */
   authDatabaseUrl: string | undefined;
+  /** The job worker's connection, as `app_worker` (never the owner). */
+  workerDatabaseUrl: string | undefined;
   /** Superuser connection: only for creating roles/databases and dev schema watch. */
   rootDatabaseUrl: string | undefined;
   jwt: {
@@ -59,6 +61,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedPgPort: intFrom(env, 'EMBEDDED_PG_PORT', 54329),
     databaseUrl: env.DATABASE_URL || undefined,
     authDatabaseUrl: env.AUTH_DATABASE_URL || undefined,
+    workerDatabaseUrl: env.WORKER_DATABASE_URL || undefined,
     rootDatabaseUrl: env.ROOT_DATABASE_URL || undefined,
     jwt: {
       issuer: env.JWT_ISSUER || 'pgwallet',

@@ -58,7 +58,7 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'BANK_ACCOUNT_INVALID', sqlstate: 'PW210', description: 'Account holder, bank, 6-digit branch code, account type or the 6 to 20 digit account number is missing or malformed.' },
   { code: 'BANK_ACCOUNT_NOT_FOUND', sqlstate: 'PW211', description: 'No such bank account among yours (someone else\'s is reported the same way).' },
   // Admin and auditor operations, erasure (sql/admin, sql/privacy)
-  { code: 'ADMIN_SELF_APPROVAL', sqlstate: 'PW301', description: 'Maker-checker: another admin must approve an adjustment you requested or one to your own wallet.' },
+  { code: 'ADMIN_SELF_APPROVAL', sqlstate: 'PW301', description: 'Maker-checker: another admin must approve a request (adjustment or role change) you made.' },
   { code: 'ADJUSTMENT_NOT_FOUND', sqlstate: 'PW302', description: 'No such balance adjustment.' },
   { code: 'ADJUSTMENT_NOT_PENDING', sqlstate: 'PW303', description: 'The balance adjustment was already approved or rejected.' },
   { code: 'REASON_REQUIRED', sqlstate: 'PW304', description: 'Admin actions that change something need a reason (or note) of 1 to 500 characters.' },
@@ -66,10 +66,18 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'DISCREPANCY_NOT_FOUND', sqlstate: 'PW306', description: 'No open reconciliation discrepancy has that id.' },
   { code: 'PAYMENT_NOT_FLAGGED', sqlstate: 'PW307', description: 'No deposit or withdrawal flagged needs_attention has that id.' },
   { code: 'USER_NOT_FOUND', sqlstate: 'PW308', description: 'No such (non-erased) user.' },
-  { code: 'ADMIN_SELF_ACTION', sqlstate: 'PW309', description: 'Admins cannot change their own role or erase themselves through the admin operations.' },
+  { code: 'ADMIN_SELF_ACTION', sqlstate: 'PW309', description: 'Admins cannot request or approve a change of their own role, or erase themselves through the admin operations.' },
   { code: 'AUDIT_LOG_IMMUTABLE', sqlstate: 'PW310', description: 'The admin log is append-only: no update, delete or truncate.' },
   { code: 'ACCOUNT_NOT_EMPTY', sqlstate: 'PW311', description: 'deleteMyAccount: every wallet must be at zero with nothing held, and no deposit or withdrawal may be open.' },
   { code: 'USER_ERASED', sqlstate: 'PW312', description: 'The account was already erased.' },
+  // Maker-checker one admin cannot defeat (sql/admin/maker_checker.sql). Refusals are returned (and logged), not raised.
+  { code: 'ADJUSTMENT_OWN_WALLET', description: 'An admin may not request, or approve, an adjustment to a wallet they own; the refusal is in the admin log.' },
+  { code: 'ADMIN_RECENTLY_VOUCHED', description: 'The approver and the requester are tied by a role change one made for the other within ADMIN_VOUCH_WINDOW_DAYS (default 7); the refusal is in the admin log.' },
+  { code: 'ROLE_UNCHANGED', sqlstate: 'PW401', description: 'The user already has that role (or their role changed since the request was made).' },
+  { code: 'ROLE_CHANGE_PENDING', sqlstate: 'PW402', description: 'A role change for this user is already waiting for approval.' },
+  { code: 'ROLE_CHANGE_NOT_FOUND', sqlstate: 'PW403', description: 'No such role change request.' },
+  { code: 'ROLE_CHANGE_NOT_PENDING', sqlstate: 'PW404', description: 'The role change request was already approved or rejected.' },
+  { code: 'ADMIN_ERASE_ADMIN', sqlstate: 'PW405', description: 'adminEraseUser: the person is an admin; remove the role first (a role change another admin approves).' },
   // Abuse limits (src/http/abuse.ts, src/http/operation-limits.ts, src/http/graphql/limits-plugin.ts)
   { code: 'RATE_LIMITED', httpStatus: 429, description: 'Too many requests from this address or account; retry after the Retry-After header (seconds).' },
   { code: 'QUERY_TOO_DEEP', description: 'The GraphQL operation nests deeper than GRAPHQL_MAX_DEPTH.' },

@@ -16,7 +16,7 @@ import { createMetrics } from './metrics/registry.ts';
 import { paymentPgSettings, paymentSettingsFromEnv } from './payments/config.ts';
 import { bankAccountKeyFor } from './payments/local-keys.ts';
 import { startRevio, type RevioWiring } from './revio-wiring.ts';
-import { startWorker } from './worker/runner.ts';
+import { installWorkerSchema, startWorker } from './worker/runner.ts';
 
 await runCli(async () => {
   const startedAt = performance.now();
@@ -37,18 +37,20 @@ await runCli(async () => {
     await local?.stop();
   };
   try {
-    if (local) await migrate(local.databaseUrl);
+    if (local) {
+      await migrate(local.databaseUrl);
+      await installWorkerSchema(local.databaseUrl, logger);
+    }
     // Real Revio with REVIO_API_KEY, else the sandbox in this process (src/revio-wiring.ts).
     revio = await startRevio(logger);
     // Jobs and cron (hold expiry, idempotency purge, Revio calls, reconciliation)
-    // need the owner's URL. Started before the API so its schema exists before
-    // PostGraphile watches for DDL.
+    // run as app_worker (WORKER_DATABASE_URL; never the owner).
     // IN_PROCESS_WORKER=false leaves jobs to separately run workers (src/worker/main.ts).
-    const ownerUrl = local?.databaseUrl ?? config.databaseUrl;
+    const workerUrl = local?.workerDatabaseUrl ?? config.workerDatabaseUrl;
     const inProcessWorker = process.env.IN_PROCESS_WORKER !== 'false';
     const metrics = createMetrics();
-    const worker = ownerUrl && inProcessWorker
-      ? await startWorker({ connectionString: ownerUrl, logger, metrics, revio: { client: revio.client, payments, bankAccountKey } })
+    const worker = workerUrl && inProcessWorker
+      ? await startWorker({ connectionString: workerUrl, logger, metrics, revio: { client: revio.client, payments, bankAccountKey } })
       : undefined;
     const authPool = makePool(local?.authDatabaseUrl ?? config.authDatabaseUrl!, 'api', logger);
     const api = await startApi({

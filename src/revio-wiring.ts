@@ -9,6 +9,7 @@ import { portIsFree } from './db/embedded.ts';
 import { REVIO_WEBHOOK_PATH } from './http/webhooks/revio.ts';
 import { createRevioClient, publicKeySource, revioSettingsFromEnv, type PublicKeySource, type RevioClient } from './revio/index.ts';
 import { sandboxOptionsFromEnv, startRevioSandbox, type RevioSandbox } from './revio-sandbox/index.ts';
+import { DEFAULT_SANDBOX_API_KEY, DEFAULT_SANDBOX_BRAND_ID } from './revio-sandbox/server.ts';
 
 export interface RevioWiring {
   client: RevioClient;
@@ -20,7 +21,27 @@ export interface RevioWiring {
   close(): Promise<void>;
 }
 
+/**
+ * In production pgwallet talks to real Revio only: REVIO_API_KEY and
+ * REVIO_BRAND_ID are required (without them npm start would run the sandbox
+ * in-process, which then "pays" every checkout), and the sandbox's published
+ * key or brand is refused unless REVIO_ALLOW_SANDBOX=true says, on purpose,
+ * that this is a demo against the compose network's sandbox service.
+ */
+export function assertProductionRevio(env: NodeJS.ProcessEnv): void {
+  if (env.NODE_ENV !== 'production') return;
+  if (!env.REVIO_API_KEY || !env.REVIO_BRAND_ID) {
+    throw new ConfigError('In production REVIO_API_KEY and REVIO_BRAND_ID are required: pgwallet never runs the Revio sandbox in-process there.');
+  }
+  // The sandbox's published credentials (README): anyone may know them.
+  const sandboxCredentials = env.REVIO_API_KEY === DEFAULT_SANDBOX_API_KEY || env.REVIO_BRAND_ID === DEFAULT_SANDBOX_BRAND_ID;
+  if (sandboxCredentials && env.REVIO_ALLOW_SANDBOX !== 'true') {
+    throw new ConfigError('REVIO_API_KEY / REVIO_BRAND_ID are the Revio sandbox\'s published credentials; set real Revio settings (or REVIO_ALLOW_SANDBOX=true for a demo).');
+  }
+}
+
 export async function startRevio(logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<RevioWiring> {
+  assertProductionRevio(env);
   const settings = revioSettingsFromEnv(env);
   const log = logger.child({ component: 'revio' });
   let sandbox: RevioSandbox | undefined;

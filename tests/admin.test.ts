@@ -73,22 +73,34 @@ describe('becoming an admin', () => {
     expect((await adminLog(bob.user.rowId)).map((r) => [r.actor, r.action])).toEqual([['cli', 'grant_admin']]);
   });
 
-  it('an admin can make another user an admin, but never change their own role', async () => {
+  it('another admin approves a role change an admin requested; nobody changes their own role', async () => {
     const carol = await registerUser(api, 'carol');
-    const promote = await api.graphql(
-      `mutation($i: AdminSetUserRoleInput!) { adminSetUserRole(input: $i) { result { rowId role } } }`,
+    const request = await api.graphql(
+      `mutation($i: AdminRequestRoleChangeInput!) { adminRequestRoleChange(input: $i) { result { rowId userId role fromRole status } } }`,
       { i: { userId: carol.user.rowId, role: 'admin', reason: 'on-call rota' } },
       admin1.accessToken,
     );
-    expect(promote.data.adminSetUserRole.result).toEqual({ rowId: carol.user.rowId, role: 'admin' });
+    expect(request.data.adminRequestRoleChange.result).toMatchObject({ userId: carol.user.rowId, role: 'admin', fromRole: 'user', status: 'pending' });
+    const requestId = request.data.adminRequestRoleChange.result.rowId;
+    const approve = await api.graphql(
+      `mutation($i: AdminDecideRoleChangeInput!) { adminDecideRoleChange(input: $i) { result { status decidedBy } } }`,
+      { i: { requestId, approve: true, note: 'agreed' } },
+      admin2.accessToken,
+    );
+    expect(approve.data.adminDecideRoleChange.result).toEqual({ status: 'approved', decidedBy: admin2.user.rowId });
+    const { rows } = await owner.query(`select role from app_public.users where id = $1`, [carol.user.rowId]);
+    expect(rows[0].role).toBe('admin');
     const self = await api.graphql(
-      `mutation($i: AdminSetUserRoleInput!) { adminSetUserRole(input: $i) { result { role } } }`,
+      `mutation($i: AdminRequestRoleChangeInput!) { adminRequestRoleChange(input: $i) { result { role } } }`,
       { i: { userId: admin1.user.rowId, role: 'user', reason: 'oops' } },
       admin1.accessToken,
     );
     expect(codeOf(self)).toBe('ADMIN_SELF_ACTION');
     const log = await adminLog(carol.user.rowId);
-    expect(log).toMatchObject([{ actor: 'admin', actor_id: admin1.user.rowId, action: 'set_user_role', details: { from: 'user', to: 'admin', reason: 'on-call rota' } }]);
+    expect(log).toMatchObject([
+      { actor: 'admin', actor_id: admin1.user.rowId, action: 'request_role_change', details: { from: 'user', to: 'admin', reason: 'on-call rota' } },
+      { actor: 'admin', actor_id: admin2.user.rowId, action: 'approve_role_change', details: { from: 'user', to: 'admin', note: 'agreed' } },
+    ]);
   });
 });
 
@@ -106,7 +118,7 @@ describe('a user cannot escalate', () => {
 
   it('admin operations refuse a user, in SQL, whatever the token claims', async () => {
     const asUser = await api.graphql(
-      `mutation($i: AdminSetUserRoleInput!) { adminSetUserRole(input: $i) { result { role } } }`,
+      `mutation($i: AdminRequestRoleChangeInput!) { adminRequestRoleChange(input: $i) { result { role } } }`,
       { i: { userId: alice.user.rowId, role: 'admin', reason: 'me' } },
       alice.accessToken,
     );
@@ -115,7 +127,7 @@ describe('a user cannot escalate', () => {
     // with the real key): SQL checks users.role and refuses.
     const forged = await signAccessToken(api.tokens, { userId: alice.user.rowId, role: 'app_admin', sessionId: alice.sid });
     const withForged = await api.graphql(
-      `mutation($i: AdminSetUserRoleInput!) { adminSetUserRole(input: $i) { result { role } } }`,
+      `mutation($i: AdminRequestRoleChangeInput!) { adminRequestRoleChange(input: $i) { result { role } } }`,
       { i: { userId: alice.user.rowId, role: 'admin', reason: 'me' } },
       forged.token,
     );
@@ -131,10 +143,10 @@ describe('a user cannot escalate', () => {
   it('direct SQL as app_user (or app_admin with a user session) cannot raise a role or call admin functions', async () => {
     const claims = { userId: alice.user.rowId, sessionId: alice.sid, roleClaim: 'app_admin' };
     expect(await sqlstateOf({ role: 'app_user', ...claims }, `update app_public.users set role = 'admin' where id = $1`, [alice.user.rowId])).toBe('42501');
-    expect(await sqlstateOf({ role: 'app_user', ...claims }, `select app_public.admin_set_user_role($1, 'admin', 'x')`, [alice.user.rowId])).toBe('42501');
+    expect(await sqlstateOf({ role: 'app_user', ...claims }, `select app_private.admin_request_role_change($1, 'admin', 'x')`, [alice.user.rowId])).toBe('42501');
     expect(await sqlstateOf({ role: 'app_user', ...claims }, `select app_private.grant_admin($1)`, [alice.email])).toBe('42501');
     expect(await sqlstateOf({ role: 'app_user', ...claims }, `insert into app_private.admin_actions (actor, action) values ('admin', 'x')`)).toBe('42501');
-    expect(await sqlstateOf({ role: 'app_admin', ...claims }, `select app_public.admin_set_user_role($1, 'admin', 'x')`, [alice.user.rowId])).toBe('42501');
+    expect(await sqlstateOf({ role: 'app_admin', ...claims }, `select app_private.admin_request_role_change($1, 'admin', 'x')`, [alice.user.rowId])).toBe('42501');
     expect(await sqlstateOf({ role: 'app_admin', ...claims }, `update app_public.users set role = 'admin' where id = $1`, [alice.user.rowId])).toBe('42501');
     const { rows } = await owner.query(`select role from app_public.users where id = $1`, [alice.user.rowId]);
     expect(rows[0].role).toBe('user');
@@ -202,6 +214,7 @@ describe('admin operations', () => {
     expect(await ledgerHealth(owner)).toEqual(HEALTHY);
     expect((await adminLog(id)).map((r) => [r.action, r.actor_id])).toEqual([
       ['request_adjustment', admin1.user.rowId],
+      ['refused', admin1.user.rowId], // the requester's own approval attempt
       ['approve_adjustment', admin2.user.rowId],
     ]);
 
@@ -233,7 +246,7 @@ describe('admin operations', () => {
       { i: { adjustmentId: id, approve: true, note: 'mine' } },
       admin2.accessToken,
     );
-    expect(codeOf(self)).toBe('ADMIN_SELF_APPROVAL');
+    expect(codeOf(self)).toBe('ADJUSTMENT_OWN_WALLET');
     const direct = await owner.query(
       `update app_public.balance_adjustments set status = 'approved', decided_by = requested_by, decided_at = now() where id = $1`,
       [id],

@@ -114,4 +114,42 @@ describe('deleteMyAccount', () => {
     expect(JSON.stringify(log.rows)).not.toContain(gina.email);
     expect(await ledgerHealth(owner)).toEqual(HEALTHY);
   });
+
+  it('rewrites only the client fields of stored Revio bodies, never the same text elsewhere (a name like "paid")', async () => {
+    // A person whose chosen name is also a status and a product name in the body.
+    const person = await api.graphql(
+      `mutation($i: RegisterInput!) { register(input: $i) { user { rowId email } } }`,
+      { i: { email: `paid-${Date.now()}@example.com`, password: PASSWORD, fullName: 'paid' } },
+    );
+    const { rowId: userId, email } = person.data.register.user;
+    const walletId = await walletOf(owner, userId);
+    const { rows } = await owner.query(
+      `insert into app_public.deposits (user_id, wallet_id, amount, currency, idempotency_key, status) values ($1, $2, 1000, 'ZAR', 'erase-json', 'failed') returning id`,
+      [userId, walletId],
+    );
+    const body = {
+      id: 'pur_1', type: 'purchase', status: 'paid', event_type: 'purchase.paid', reference: rows[0].id,
+      client: { email, full_name: 'paid', phone: '+27 82 000 0000', country: 'ZA' },
+      purchase: { currency: 'ZAR', total: 1000, products: [{ name: 'paid', price: 1000 }] },
+      status_history: [{ status: 'paid', timestamp: 1 }],
+    };
+    await owner.query(
+      `insert into app_private.revio_deliveries (received_at, source, signature_ok, body, outcome, deposit_id) values (now(), 'webhook', true, $1, 'applied', $2)`,
+      [JSON.stringify(body), rows[0].id],
+    );
+    const bossId = (await signedUp('erasure-boss')).user.rowId;
+    const boss = await owner.query(`select email::text from app_public.users where id = $1`, [bossId]);
+    await grantAdmin(inject('ownerUrl'), boss.rows[0].email);
+    const bossToken = (await login(boss.rows[0].email)).data.login.accessToken;
+    const erased = await api.graphql(`mutation($i: AdminEraseUserInput!) { adminEraseUser(input: $i) { result } }`, { i: { userId, reason: 'GDPR' } }, bossToken);
+    expect(erased.data.adminEraseUser.result).toBe(true);
+
+    const stored = JSON.parse((await owner.query(`select body from app_private.revio_deliveries where deposit_id = $1`, [rows[0].id])).rows[0].body);
+    // The person's data, by path:
+    expect(stored.client).toEqual({ email: '[erased]', full_name: '[erased]', phone: '[erased]', country: 'ZA' });
+    // Everything else is as Revio sent it, including every other "paid".
+    expect({ ...stored, client: body.client }).toEqual(body);
+    expect(stored.status).toBe('paid');
+    expect(stored.purchase.products[0].name).toBe('paid');
+  });
 });

@@ -19,6 +19,8 @@ declare module 'vitest' {
     rootUrl: string;
     ownerUrl: string;
     authUrl: string;
+    /** app_worker: what workers in tests connect as. */
+    workerUrl: string;
     serverKind: string;
     /** A copy of the test database (graphile_worker installed) that suites needing their own database clone. */
     templateDatabase: string;
@@ -27,7 +29,7 @@ declare module 'vitest' {
 
 const TEST_DATABASE = 'pgwallet_test';
 const TEMPLATE_DATABASE = 'pgwallet_test_template';
-const PASSWORDS = { owner: 'owner-test-password', authenticator: 'authenticator-test-password' };
+const PASSWORDS = { owner: 'owner-test-password', authenticator: 'authenticator-test-password', worker: 'worker-test-password' };
 
 
 async function dockerPostgres(): Promise<{ rootUrl: string; stop: () => Promise<void> } | undefined> {
@@ -77,6 +79,7 @@ export default async function setup(project: TestProject) {
     databases: [TEST_DATABASE],
     ownerPassword: PASSWORDS.owner,
     authenticatorPassword: PASSWORDS.authenticator,
+    workerPassword: PASSWORDS.worker,
   });
   const ownerUrl = urlFor(server.rootUrl, 'app_owner', PASSWORDS.owner, TEST_DATABASE);
   await migrate(ownerUrl);
@@ -95,6 +98,7 @@ export default async function setup(project: TestProject) {
   project.provide('rootUrl', urlFor(server.rootUrl, new URL(server.rootUrl).username, decodeURIComponent(new URL(server.rootUrl).password), TEST_DATABASE));
   project.provide('ownerUrl', ownerUrl);
   project.provide('authUrl', urlFor(server.rootUrl, 'authenticator', PASSWORDS.authenticator, TEST_DATABASE));
+  project.provide('workerUrl', urlFor(server.rootUrl, 'app_worker', PASSWORDS.worker, TEST_DATABASE));
   project.provide('serverKind', server.kind);
   return () => server.stop();
 }

@@ -169,9 +169,9 @@ describe('after every attack', () => {
       for (const view of ['trial_balance', 'system_balances', 'account_statement', 'balance_drift', 'unbalanced_entries', 'open_holds', 'expired_holds', 'movements']) {
         await root.query(`select * from audit.${view} limit 1`);
       }
-      // Every guard trigger is in place and enabled.
+      // Every guard trigger is in place and enabled: 19 on the ledger, 2 on the admin log.
       const guards = await root.query(`select count(*)::int as n, bool_and(enabled) as enabled from audit.ledger_guards`);
-      expect(guards.rows[0]).toEqual({ n: 19, enabled: true });
+      expect(guards.rows[0]).toEqual({ n: 21, enabled: true });
       await root.query(`select * from audit.largest_movements(now() - interval '1 day', now() + interval '1 day', 5)`);
       await root.query('commit');
     } finally {

@@ -13,7 +13,7 @@ let worker: Worker;
 beforeAll(async () => {
   db = ownerPool();
   // Cron is off here (it ticks once a minute); the jobs are queued by hand.
-  worker = await startWorker({ connectionString: inject('ownerUrl'), logger: makeLogger('silent'), cron: false, concurrency: 2 });
+  worker = await startWorker({ connectionString: inject('workerUrl'), logger: makeLogger('silent'), cron: false, concurrency: 2 });
 });
 afterAll(async () => {
   await worker.stop();
@@ -64,8 +64,11 @@ it('schedules the periodic tasks and reads its settings from the environment', (
     ['ledger_purge_idempotency', 'ledger_purge_idempotency'],
     ['voting_close_events', 'voting_close_events'],
     ['voting_snapshot_leaderboards', 'voting_snapshot_leaderboards'],
+    ['revio.purge_deliveries', 'revio.purge_deliveries'],
   ]);
-  expect(workerSettingsFrom({})).toEqual({ concurrency: 2, idempotencyRetentionDays: 7 });
-  expect(workerSettingsFrom({ WORKER_CONCURRENCY: '4', IDEMPOTENCY_RETENTION_DAYS: '30' })).toEqual({ concurrency: 4, idempotencyRetentionDays: 30 });
+  const defaults = { concurrency: 2, idempotencyRetentionDays: 7, deliveryRetentionDays: 90, badDeliveryRetentionDays: 7 };
+  expect(workerSettingsFrom({})).toEqual(defaults);
+  expect(workerSettingsFrom({ WORKER_CONCURRENCY: '4', IDEMPOTENCY_RETENTION_DAYS: '30', REVIO_DELIVERY_RETENTION_DAYS: '365', REVIO_BAD_DELIVERY_RETENTION_DAYS: '2' }))
+    .toEqual({ concurrency: 4, idempotencyRetentionDays: 30, deliveryRetentionDays: 365, badDeliveryRetentionDays: 2 });
   expect(() => workerSettingsFrom({ IDEMPOTENCY_RETENTION_DAYS: '0' })).toThrow(/IDEMPOTENCY_RETENTION_DAYS/);
 });

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { EXAMPLE_BANK_ACCOUNT_KEY } from '../src/payments/local-keys.ts';
 import { makeLogger } from '../src/logger.ts';
 import { registerDatabaseMetrics } from '../src/metrics/database.ts';
 import { createMetrics } from '../src/metrics/registry.ts';
@@ -109,7 +110,9 @@ describe('ops/grafana/dashboards/pgwallet.json', () => {
 });
 
 describe('docker-compose.yml', () => {
-  const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as { services: Record<string, { volumes?: string[]; command?: string[]; environment?: Record<string, unknown> }> };
+  const compose = parse(readFileSync('docker-compose.yml', 'utf8')) as {
+    services: Record<string, { volumes?: string[]; command?: string[]; environment?: Record<string, unknown>; ports?: unknown[] }>;
+  };
   const prometheus = parse(readFileSync('ops/prometheus/prometheus.yml', 'utf8')) as {
     rule_files: string[];
     scrape_configs: { job_name: string; dns_sd_configs?: { names: string[]; port: number }[] }[];
@@ -144,5 +147,35 @@ describe('docker-compose.yml', () => {
     for (const service of ['prometheus', 'grafana']) {
       for (const host of mounts(service).values()) if (host.startsWith('./')) expect(existsSync(host), host).toBe(true);
     }
+  });
+
+  it('publishes no port of the Revio sandbox outside the compose network', () => {
+    expect(compose.services['revio-sandbox']).toBeDefined();
+    expect(compose.services['revio-sandbox'].ports ?? []).toEqual([]);
+    // Nor does another service map the sandbox's port onto the host.
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const mapping of service.ports ?? []) expect(String(mapping), name).not.toMatch(/(^|:)4010$|REVIO_SANDBOX_PORT/);
+    }
+  });
+
+  it('runs the worker as app_worker, never as the owner, and keeps production off the sandbox unless told', () => {
+    // `<<: *pgwallet-env` merges the shared settings (YAML merge keys).
+    const merged = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as typeof compose;
+    const worker = merged.services.worker.environment ?? {};
+    expect(String(worker.WORKER_DATABASE_URL)).toMatch(/^postgres:\/\/app_worker:/);
+    expect(worker.DATABASE_URL).toBeUndefined();
+    expect(String(compose.services.migrate.environment?.WORKER_DATABASE_URL)).toMatch(/^postgres:\/\/app_worker:/);
+    expect(worker.NODE_ENV).toBe('production');
+    expect(worker.REVIO_ALLOW_SANDBOX).toBe('${REVIO_ALLOW_SANDBOX:-false}');
+  });
+});
+
+describe('.env.example', () => {
+  it('its bank key is the one production refuses (src/payments/local-keys.ts)', () => {
+    const example = Object.fromEntries(
+      readFileSync('.env.example', 'utf8').split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    expect(example.BANK_ACCOUNT_ENCRYPTION_KEY).toBe(EXAMPLE_BANK_ACCOUNT_KEY);
+    expect(example.REVIO_ALLOW_SANDBOX).toBe('false');
   });
 });

@@ -1,8 +1,8 @@
 -- Admins list users and wallets, and change roles. A user never raises their
 -- own role: app_user may update only full_name (sql/auth/users_policies.sql),
--- and the role changes only through admin_set_user_role (an existing admin,
--- never on themselves) or app_private.grant_admin (npm run admin:grant, the
--- owner connection).
+-- and the role changes only through a role-change request one admin makes and
+-- another approves (sql/admin/maker_checker.sql), or app_private.grant_admin
+-- (npm run admin:grant, the owner connection: how the first admin is made).
 
 -- Admins see every user (allUsers); everyone else still sees only themselves.
 drop policy if exists select_all_for_admins on app_public.users;
@@ -39,38 +39,10 @@ comment on column app_public.admin_wallets.held_balance is E'@notNull\n@behavior
 comment on column app_public.admin_wallets.frozen is E'@notNull';
 comment on column app_public.admin_wallets.created_at is E'@notNull\n@behavior -filterBy';
 
--- Makes a user an admin or a user again. Their sessions end, so the next
--- sign-in carries the new role (and a demoted admin's token dies at once anyway).
-create or replace function app_public.admin_set_user_role(user_id uuid, role app_public.user_role, reason text)
-returns app_public.users
-language plpgsql
-volatile
-security definer
-set search_path = pg_catalog, public, pg_temp
-as $$
-declare
-  v_admin uuid := app_private.assert_admin();
-  v_reason text := app_private.assert_reason(admin_set_user_role.reason);
-  v_user app_public.users;
-  v_old app_public.user_role;
-begin
-  if admin_set_user_role.user_id = v_admin then
-    raise exception 'Admins cannot change their own role; ask another admin' using errcode = 'PW309'; -- ADMIN_SELF_ACTION
-  end if;
-  select u.role into v_old from app_public.users u where u.id = admin_set_user_role.user_id and u.erased_at is null for update;
-  if not found or admin_set_user_role.role is null then
-    raise exception 'No such user' using errcode = 'PW308'; -- USER_NOT_FOUND
-  end if;
-  update app_public.users u set role = admin_set_user_role.role where u.id = admin_set_user_role.user_id returning u.* into v_user;
-  update app_private.sessions s set revoked_at = now(), revoked_reason = 'admin'
-   where s.user_id = admin_set_user_role.user_id and s.revoked_at is null;
-  perform app_private.log_admin_action('set_user_role', 'user', v_user.id::text,
-    jsonb_build_object('from', v_old, 'to', v_user.role, 'reason', v_reason));
-  return v_user;
-end;
-$$;
-comment on function app_public.admin_set_user_role(uuid, app_public.user_role, text) is
-  'Admins only: make a user an admin or a plain user (never yourself). Their sessions end; logged.';
+-- Role changes are maker-checker requests (sql/admin/maker_checker.sql); the
+-- direct setter of the first version is gone so no single admin can promote
+-- a second account of their own.
+drop function if exists app_public.admin_set_user_role(uuid, app_public.user_role, text);
 
 -- npm run admin:grant -- <email>: the way to create the first admin. Runs on
 -- the owner connection (no API role may execute it) and is logged as 'cli'.
@@ -99,6 +71,4 @@ $$;
 
 revoke all on app_public.admin_wallets from public, app_anonymous, app_user;
 grant select on app_public.admin_wallets to app_admin;
-revoke all on function app_public.admin_set_user_role(uuid, app_public.user_role, text) from public;
-grant execute on function app_public.admin_set_user_role(uuid, app_public.user_role, text) to app_admin;
 revoke all on function app_private.grant_admin(text) from public;

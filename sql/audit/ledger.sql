@@ -112,10 +112,13 @@ create or replace view audit.ledger_guards as
          t.tgenabled in ('O', 'A') as enabled, t.tgdeferrable as deferred,
          t.tgfoid::regproc::text as function_name
     from pg_trigger t
-   where t.tgrelid in ('ledger.accounts'::regclass, 'ledger.entries'::regclass, 'ledger.postings'::regclass,
-                       'ledger.holds'::regclass, 'app_public.users'::regclass)
-     and not t.tgisinternal
-     and t.tgfoid::regproc::text like 'ledger.%';
+   where not t.tgisinternal
+     and ((t.tgrelid in ('ledger.accounts'::regclass, 'ledger.entries'::regclass, 'ledger.postings'::regclass,
+                         'ledger.holds'::regclass, 'app_public.users'::regclass)
+           and t.tgfoid::regproc::text like 'ledger.%')
+       -- The admin log's append-only triggers guard the record of who moved money by hand.
+       or (t.tgrelid = 'app_private.admin_actions'::regclass
+           and t.tgfoid = 'app_private.tg_admin_actions_append_only'::regproc));
 
 -- The largest movements in a period, biggest first.
 create or replace function audit.largest_movements(p_from timestamptz, p_to timestamptz, p_limit int default 20)

@@ -4,7 +4,9 @@
 -- Every Revio delivery with its outcome, newest first when ordered by id.
 create or replace view audit.revio_webhook_log as
   select d.id, d.received_at, d.source, d.signature_ok, d.object_type, d.object_id, d.event_type, d.status,
-         d.updated_on, d.outcome, d.detail, d.deposit_id, d.withdrawal_id, d.headers, d.body
+         d.updated_on, d.outcome, d.detail, d.deposit_id, d.withdrawal_id, d.headers, d.body,
+         -- The whole body's SHA-256 and size: a bad-signature body keeps only its first 1 kB.
+         d.body_sha256, d.body_bytes
     from app_private.revio_deliveries d;
 
 -- Events about objects that are neither our deposits nor our withdrawals.

@@ -319,6 +319,24 @@ begin
 end;
 $$;
 
+-- The longest prefix of p_text that is at most p_bytes bytes of UTF-8 (never
+-- cutting a character in two).
+create or replace function app_private.utf8_prefix(p_text text, p_bytes int)
+returns text
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v text := left(p_text, p_bytes);
+begin
+  while octet_length(v) > p_bytes loop
+    v := left(v, length(v) - greatest(1, (octet_length(v) - p_bytes) / 4));
+  end loop;
+  return v;
+end;
+$$;
+
 -- The one entry point: records the delivery, deduplicates the event on
 -- (object id, event type, status, updated_on), applies it, and returns the
 -- outcome: applied | duplicate | ignored | unmatched | review | invalid |
@@ -384,10 +402,15 @@ begin
     end if;
   end if;
 
-  insert into app_private.revio_deliveries (received_at, source, signature_ok, headers, body, object_type, object_id,
-                                            event_type, status, updated_on, outcome, detail, deposit_id, withdrawal_id)
+  -- A bad-signature body is anyone's bytes: keep its SHA-256, size and first
+  -- 1 kB only, so the route cannot be used to fill the disk (issue 9 §3).
+  insert into app_private.revio_deliveries (received_at, source, signature_ok, headers, body, body_sha256, body_bytes,
+                                            object_type, object_id, event_type, status, updated_on, outcome, detail,
+                                            deposit_id, withdrawal_id)
   values (coalesce(p_received_at, now()), coalesce(p_source, 'webhook'), coalesce(p_signature_ok, false), coalesce(p_headers, '{}'),
-          p_body, v_type, v_id, v_event, v_status, v_updated, v_outcome, v_detail, v_deposit_id, v_withdrawal_id);
+          case when p_signature_ok is true then coalesce(p_body, '') else app_private.utf8_prefix(coalesce(p_body, ''), 1024) end,
+          encode(sha256(convert_to(coalesce(p_body, ''), 'UTF8')), 'hex'), octet_length(coalesce(p_body, '')),
+          v_type, v_id, v_event, v_status, v_updated, v_outcome, v_detail, v_deposit_id, v_withdrawal_id);
   return v_outcome;
 end;
 $$;
@@ -395,6 +418,7 @@ comment on function app_private.receive_revio_event(text, boolean, timestamptz, 
   'Records a Revio delivery (webhook, worker or reconciliation), deduplicates it, applies the guarded transition; returns the outcome.';
 
 revoke all on function app_private.jsonb_cents(jsonb) from public;
+revoke all on function app_private.utf8_prefix(text, int) from public;
 revoke all on function app_private.revio_attempt_error(jsonb) from public;
 revoke all on function app_private.flag_payment(text, uuid, text) from public;
 revoke all on function app_private.lock_deposit_for_purchase(jsonb) from public;

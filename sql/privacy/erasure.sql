@@ -2,10 +2,42 @@
 -- person is removed or replaced: email (an unguessable pseudonym, so sign-in
 -- and transfers by email find nobody), name, password hash, sessions and
 -- refresh tokens, sign-in attempts, bank account details (the encrypted
--- number is deleted), and the email and name inside stored Revio deliveries.
+-- number is deleted), and the `client` fields inside stored Revio deliveries.
 -- Wallets are frozen. The person may erase themselves only with nothing left:
 -- every wallet at zero and no deposit or withdrawal still open. An admin may
 -- erase anyone (the balance then stays in the frozen wallet).
+
+-- Rewrites the paths of a stored Revio body that hold the person's data: every
+-- field of its `client` object (email, full_name, phone, bank_account,
+-- personal_code, addresses…) except `country`. Never a text replace of the
+-- name or email: a user-chosen name such as "paid" or "ZAR" also appears in
+-- the body as a status or currency, which must survive. A body that is not a
+-- JSON object (a bad-signature delivery, never linked to a payment) is left.
+create or replace function app_private.erase_revio_client(p_body text)
+returns text
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_body jsonb;
+  v_key text;
+begin
+  if not pg_input_is_valid(p_body, 'jsonb') then
+    return p_body;
+  end if;
+  v_body := p_body::jsonb;
+  if jsonb_typeof(v_body) <> 'object' or jsonb_typeof(v_body->'client') <> 'object' then
+    return p_body;
+  end if;
+  for v_key in select k from jsonb_object_keys(v_body->'client') k where k <> 'country' loop
+    if jsonb_typeof(v_body->'client'->v_key) <> 'null' then
+      v_body := jsonb_set(v_body, array['client', v_key], '"[erased]"');
+    end if;
+  end loop;
+  return v_body::text;
+end;
+$$;
 
 create or replace function app_private.erase_user(p_user_id uuid)
 returns void
@@ -25,11 +57,9 @@ begin
     raise exception 'This account was already erased' using errcode = 'PW312'; -- USER_ERASED
   end if;
 
-  -- Stored Revio deliveries quote the email and name the purchase was made with.
+  -- Stored Revio deliveries quote the person in their `client` object.
   update app_private.revio_deliveries d
-     set body = case when length(v_user.full_name) >= 3
-                     then replace(replace(d.body, v_user.email::text, '[erased]'), v_user.full_name, '[erased]')
-                     else replace(d.body, v_user.email::text, '[erased]') end
+     set body = app_private.erase_revio_client(d.body)
    where d.deposit_id in (select id from app_public.deposits where user_id = p_user_id)
       or d.withdrawal_id in (select id from app_public.withdrawals where user_id = p_user_id);
 
@@ -101,6 +131,10 @@ begin
   if admin_erase_user.user_id = v_admin then
     raise exception 'Admins cannot erase themselves here; use deleteMyAccount' using errcode = 'PW309'; -- ADMIN_SELF_ACTION
   end if;
+  -- Erasing sets the role to user: removing an admin goes through a role-change request first.
+  if exists (select from app_public.users u where u.id = admin_erase_user.user_id and u.role = 'admin') then
+    raise exception 'Remove their admin role first (a role change another admin approves)' using errcode = 'PW405'; -- ADMIN_ERASE_ADMIN
+  end if;
   select coalesce(jsonb_agg(jsonb_build_object('wallet_id', a.id, 'currency', a.currency, 'balance', a.balance, 'held', a.held)), '[]')
     into v_balances
     from ledger.accounts a where a.kind = 'user_wallet' and a.owner_id = admin_erase_user.user_id;
@@ -114,6 +148,7 @@ comment on function app_public.admin_erase_user(uuid, text) is
   'Admins only: erase a person''s personal data even with money left (their wallets stay frozen with it). Logged.';
 
 revoke all on function app_private.erase_user(uuid) from public;
+revoke all on function app_private.erase_revio_client(text) from public;
 revoke all on function app_public.delete_my_account() from public;
 revoke all on function app_public.admin_erase_user(uuid, text) from public;
 grant execute on function app_public.delete_my_account() to app_user;

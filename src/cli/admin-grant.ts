@@ -1,5 +1,5 @@
 // `npm run admin:grant -- <email>`: makes an existing user an admin. The only
-// way to create the first admin (after that, admins use adminSetUserRole). It
+// way to create the first admin (after that, one admin requests a role change and another approves it). It
 // runs on the owner connection (DATABASE_URL, or the embedded PostgreSQL of
 // `npm start`), which no API role can reach; the grant is written to the
 // admin log as done by the CLI. The person signs in again to get admin rights.

@@ -1,7 +1,8 @@
 // `npm run db:bootstrap`: creates the roles and the database on a server you
 // run (once per cluster; safe to repeat). Needs ROOT_DATABASE_URL (a superuser)
 // and takes the role passwords and database name from DATABASE_URL (owner)
-// and AUTH_DATABASE_URL (authenticator), so each secret is configured once.
+// AUTH_DATABASE_URL (authenticator) and WORKER_DATABASE_URL (app_worker), so
+// each secret is configured once.
 import { bootstrapDatabase } from '../db/bootstrap.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import { runCli } from './run-cli.ts';
@@ -17,11 +18,16 @@ await runCli(async () => {
     throw new ConfigError('DATABASE_URL must log in as app_owner and AUTH_DATABASE_URL as authenticator.');
   }
   const database = decodeURIComponent(owner.pathname.slice(1));
+  // app_worker's password from WORKER_DATABASE_URL (the worker's only connection).
+  if (!config.workerDatabaseUrl || decodeURIComponent(new URL(config.workerDatabaseUrl).username) !== 'app_worker') {
+    throw new ConfigError('db:bootstrap needs WORKER_DATABASE_URL, logging in as app_worker.');
+  }
   await bootstrapDatabase({
     rootUrl: config.rootDatabaseUrl,
     databases: [database],
     ownerPassword: decodeURIComponent(owner.password),
     authenticatorPassword: decodeURIComponent(auth.password),
+    workerPassword: decodeURIComponent(new URL(config.workerDatabaseUrl).password),
   });
   console.log(`roles and database "${database}" are in place`);
 });

@@ -9,6 +9,8 @@ export interface BootstrapOptions {
   databases: string[];
   ownerPassword: string;
   authenticatorPassword: string;
+  /** Password of app_worker, the job worker's login (never the owner). */
+  workerPassword: string;
 }
 
 /** Role layout: the API logs in as `authenticator` and can only SET ROLE to these. */
@@ -22,6 +24,9 @@ begin
       ('app_owner',     'login'),
       -- NOINHERIT: the login itself holds no privileges until the API switches role.
       ('authenticator', 'login noinherit'),
+      -- The job worker: EXECUTE on its tasks' functions and graphile-worker's
+      -- schema only (sql/worker/grants.sql).
+      ('app_worker',    'login'),
       ('app_anonymous', 'nologin'),
       ('app_user',      'nologin'),
       ('app_admin',     'nologin'),
@@ -48,14 +53,15 @@ export async function bootstrapDatabase(options: BootstrapOptions): Promise<void
     await client.query(ROLES_SQL);
     await client.query(
       `alter role app_owner with login password ${client.escapeLiteral(options.ownerPassword)};
-       alter role authenticator with login noinherit password ${client.escapeLiteral(options.authenticatorPassword)}`,
+       alter role authenticator with login noinherit password ${client.escapeLiteral(options.authenticatorPassword)};
+       alter role app_worker with login password ${client.escapeLiteral(options.workerPassword)}`,
     );
     for (const database of options.databases) {
       const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [database]);
       const name = client.escapeIdentifier(database);
       if (!rowCount) await client.query(`create database ${name} owner app_owner`);
       await client.query(`revoke all on database ${name} from public`);
-      await client.query(`grant connect on database ${name} to authenticator`);
+      await client.query(`grant connect on database ${name} to authenticator, app_worker`);
     }
   } finally {
     await client.end();

@@ -14,6 +14,8 @@ export interface LocalSecrets {
   superuserPassword: string;
   ownerPassword: string;
   authenticatorPassword: string;
+  /** app_worker's password (added later: generated into older secrets files on first use). */
+  workerPassword?: string;
   /** Ed25519 private JWK used to sign access tokens in development. */
   jwtPrivateJwk?: string;
   /** AES-256 key (base64) for bank account numbers in development (src/payments/local-keys.ts). */
@@ -23,6 +25,8 @@ export interface LocalSecrets {
 export interface DatabaseUrls {
   databaseUrl: string;
   authDatabaseUrl: string;
+  /** app_worker: the job worker's only connection. */
+  workerDatabaseUrl: string;
   rootDatabaseUrl: string;
   shadowDatabaseUrl: string;
 }
@@ -32,9 +36,15 @@ const secretsPath = (dataDir: string) => join(dataDir, 'secrets.json');
 /** Secrets for the local cluster, created once and kept (mode 0600) in the data folder. */
 export function loadLocalSecrets(dataDir: string): LocalSecrets {
   const path = secretsPath(dataDir);
-  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as LocalSecrets;
   const secret = () => randomBytes(24).toString('base64url');
-  const secrets = { superuserPassword: secret(), ownerPassword: secret(), authenticatorPassword: secret() };
+  if (existsSync(path)) {
+    const existing = JSON.parse(readFileSync(path, 'utf8')) as LocalSecrets;
+    if (existing.workerPassword) return existing;
+    const upgraded = { ...existing, workerPassword: secret() };
+    saveLocalSecrets(dataDir, upgraded);
+    return upgraded;
+  }
+  const secrets = { superuserPassword: secret(), ownerPassword: secret(), authenticatorPassword: secret(), workerPassword: secret() };
   saveLocalSecrets(dataDir, secrets);
   return secrets;
 }
@@ -50,6 +60,7 @@ export function localUrls(server: Pick<EmbeddedServer, 'url'>, secrets: LocalSec
     rootDatabaseUrl: root,
     databaseUrl: urlFor(root, 'app_owner', secrets.ownerPassword, database),
     authDatabaseUrl: urlFor(root, 'authenticator', secrets.authenticatorPassword, database),
+    workerDatabaseUrl: urlFor(root, 'app_worker', secrets.workerPassword ?? '', database),
     shadowDatabaseUrl: urlFor(root, 'app_owner', secrets.ownerPassword, `${database}_shadow`),
   };
 }
@@ -82,6 +93,7 @@ export async function startLocalDatabase(dataDir: string, port: number): Promise
     databases: [LOCAL_DATABASE, `${LOCAL_DATABASE}_shadow`],
     ownerPassword: secrets.ownerPassword,
     authenticatorPassword: secrets.authenticatorPassword,
+    workerPassword: secrets.workerPassword ?? '',
   });
   return { ...urls, stop: () => server.stop() };
 }

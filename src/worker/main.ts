@@ -1,6 +1,6 @@
 // `npm run worker` (node src/worker/main.ts): the job worker alone, to scale it
 // apart from the API (docker-compose `worker` service; the API then runs with
-// IN_PROCESS_WORKER=false). It needs the owner's DATABASE_URL and a Revio to
+// IN_PROCESS_WORKER=false). It needs WORKER_DATABASE_URL (app_worker) and a Revio to
 // talk to (REVIO_API_KEY with REVIO_BRAND_ID, and REVIO_API_URL for the
 // sandbox run as its own service). It serves /metrics and /health on
 // WORKER_METRICS_PORT (default 9464; METRICS_HOST, METRICS_TOKEN as for the
@@ -28,7 +28,7 @@ await runCli(async () => {
   process.on('unhandledRejection', (reason) => {
     logger.error({ err: { message: String((reason as Error)?.message ?? reason) } }, 'unhandled rejection in the worker (runner restarts if it stopped)');
   });
-  if (!config.databaseUrl) throw new ConfigError('DATABASE_URL (the owner role) is required to run the worker on its own.');
+  if (!config.workerDatabaseUrl) throw new ConfigError('WORKER_DATABASE_URL (the app_worker role; never the owner) is required to run the worker on its own.');
   if (!process.env.REVIO_API_KEY) {
     throw new ConfigError('REVIO_API_KEY (with REVIO_BRAND_ID and REVIO_API_URL) is required to run the worker on its own; for the sandbox, run `npm run sandbox` and point REVIO_API_URL at it.');
   }
@@ -36,7 +36,7 @@ await runCli(async () => {
   const revio = await startRevio(logger);
   const metrics = createMetrics();
   const worker = await startWorker({
-    connectionString: config.databaseUrl,
+    connectionString: config.workerDatabaseUrl,
     logger,
     metrics,
     revio: { client: revio.client, payments, bankAccountKey: bankAccountKeyFor(config) },

@@ -1,18 +1,20 @@
 // The graphile-worker runner: jobs queued in the database (cron included) run
 // here, in the same process as the API (src/main.ts) or on their own.
 //
-// The worker connects as the database owner: graphile-worker must own its
-// schema, and the ledger tasks call owner-only functions. It gets its own pool
-// (never the API's authenticator pool; see docs/runbook-ledger.md).
+// The worker connects as its own role, app_worker (WORKER_DATABASE_URL), never
+// as the owner: it may EXECUTE exactly the functions its tasks call and use
+// graphile-worker's schema (sql/worker/grants.sql). startWorker refuses an
+// owner or superuser connection. It gets its own pool (never the API's).
 //
 // Schema: graphile-worker installs and upgrades its own `graphile_worker`
-// schema through its migrations (`runMigrations`), as the owner, when the
-// worker starts. It is not part of our graphile-migrate history: that schema
-// is versioned by graphile-worker, and copying its SQL into our migrations
-// would fight its own migration table. Anything that queues jobs from SQL
-// therefore needs the worker to have started once (installWorkerSchema does it
-// without running jobs).
+// schema through its migrations (`runMigrations`). That needs the owner, so it
+// happens at migration time (`npm run migrate`, `npm start`'s local database:
+// installWorkerSchema), which then grants the schema to app_worker. It is not
+// part of our graphile-migrate history: that schema is versioned by
+// graphile-worker, and copying its SQL into our migrations would fight its own
+// migration table.
 import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
+import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { makePool } from '../db/pools.ts';
 import { runWithLogContext } from '../log-context.ts';
@@ -22,6 +24,8 @@ import { makeCronItems, makeTaskList, type RevioTaskDeps, type TaskSettings } fr
 export interface WorkerSettings {
   concurrency: number;
   idempotencyRetentionDays: number;
+  deliveryRetentionDays: number;
+  badDeliveryRetentionDays: number;
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -32,11 +36,13 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   return value;
 }
 
-/** WORKER_CONCURRENCY (default 2) and IDEMPOTENCY_RETENTION_DAYS (default 7). */
+/** WORKER_CONCURRENCY (2), IDEMPOTENCY_RETENTION_DAYS (7), REVIO_DELIVERY_RETENTION_DAYS (90), REVIO_BAD_DELIVERY_RETENTION_DAYS (7). */
 export function workerSettingsFrom(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
   return {
     concurrency: positiveInt(env, 'WORKER_CONCURRENCY', 2),
     idempotencyRetentionDays: positiveInt(env, 'IDEMPOTENCY_RETENTION_DAYS', 7),
+    deliveryRetentionDays: positiveInt(env, 'REVIO_DELIVERY_RETENTION_DAYS', 90),
+    badDeliveryRetentionDays: positiveInt(env, 'REVIO_BAD_DELIVERY_RETENTION_DAYS', 7),
   };
 }
 
@@ -53,7 +59,7 @@ function workerLogger(logger: Logger): WorkerLogger {
 }
 
 export interface StartWorkerOptions extends Partial<WorkerSettings> {
-  /** Owner connection string. */
+  /** app_worker connection string (never the owner's: refused). */
   connectionString: string;
   logger: Logger;
   /** Run the periodic tasks (default true). */
@@ -117,6 +123,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
     });
   let runner: Runner;
   try {
+    await refuseOwner(pool);
     runner = await launch();
   } catch (error) {
     await pool.end();
@@ -162,14 +169,37 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   };
 }
 
-/** Installs or upgrades the graphile_worker schema without running any job. */
+/** The worker must not hold the owner's (or a superuser's) power: a bug or a hostile payload in a task could then rewrite anything. */
+async function refuseOwner(pool: Pool): Promise<void> {
+  const { rows } = await pool.query<{ owner: boolean; superuser: boolean; role: string }>(
+    `select current_user as role,
+            pg_has_role(current_user, (select datdba from pg_database where datname = current_database()), 'USAGE') as owner,
+            (select rolsuper from pg_roles where rolname = current_user) as superuser`,
+  );
+  if (rows[0].owner || rows[0].superuser) {
+    throw new Error(`The worker connects as ${rows[0].role}, which owns the database (or is a superuser); connect as app_worker (WORKER_DATABASE_URL).`);
+  }
+}
+
+/** Installs or upgrades the graphile_worker schema without running any job, as the owner, and grants it to app_worker. */
 export async function installWorkerSchema(connectionString: string, logger: Logger): Promise<void> {
   await runMigrations({ connectionString, logger: workerLogger(logger) });
+  const pool = makePool(connectionString, 'worker-schema', logger, 1);
+  try {
+    // Absent only on a database older than sql/worker/grants.sql.
+    await pool.query(`do $$ begin
+      if to_regprocedure('app_private.grant_worker_queue()') is not null then perform app_private.grant_worker_queue(); end if;
+    end $$`);
+  } finally {
+    await pool.end();
+  }
 }
 
 function definedOnly(options: StartWorkerOptions): Partial<WorkerSettings> {
   const out: Partial<WorkerSettings> = {};
   if (options.concurrency !== undefined) out.concurrency = options.concurrency;
   if (options.idempotencyRetentionDays !== undefined) out.idempotencyRetentionDays = options.idempotencyRetentionDays;
+  if (options.deliveryRetentionDays !== undefined) out.deliveryRetentionDays = options.deliveryRetentionDays;
+  if (options.badDeliveryRetentionDays !== undefined) out.badDeliveryRetentionDays = options.badDeliveryRetentionDays;
   return out;
 }

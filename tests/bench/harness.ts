@@ -62,7 +62,7 @@ export async function freshBenchDatabase(rootUrl: string, database: string): Pro
   } finally {
     await admin.end();
   }
-  await bootstrapDatabase({ rootUrl, databases: [database], ownerPassword: 'bench-owner', authenticatorPassword: 'bench-authenticator' });
+  await bootstrapDatabase({ rootUrl, databases: [database], ownerPassword: 'bench-owner', authenticatorPassword: 'bench-authenticator', workerPassword: 'bench-worker' });
   return {
     ownerUrl: urlFor(rootUrl, 'app_owner', 'bench-owner', database),
     authUrl: urlFor(rootUrl, 'authenticator', 'bench-authenticator', database),

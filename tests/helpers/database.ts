@@ -9,6 +9,8 @@ export interface OwnDatabase {
   rootUrl: string;
   ownerUrl: string;
   authUrl: string;
+  /** app_worker, what a worker connects as. */
+  workerUrl: string;
   drop(): Promise<void>;
 }
 
@@ -26,7 +28,7 @@ export async function createOwnDatabase(label: string): Promise<OwnDatabase> {
   try {
     await root.query(`drop database if exists ${name} with (force)`);
     await root.query(`create database ${name} template ${inject('templateDatabase')} owner app_owner`);
-    await root.query(`grant connect on database ${name} to authenticator`);
+    await root.query(`grant connect on database ${name} to authenticator, app_worker`);
   } finally {
     await root.end();
   }
@@ -35,6 +37,7 @@ export async function createOwnDatabase(label: string): Promise<OwnDatabase> {
     rootUrl: withDatabase(inject('rootUrl'), name),
     ownerUrl: withDatabase(inject('ownerUrl'), name),
     authUrl: withDatabase(inject('authUrl'), name),
+    workerUrl: withDatabase(inject('workerUrl'), name),
     async drop() {
       const admin = new pg.Client({ connectionString: rootUrl });
       await admin.connect();

@@ -80,7 +80,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
   await revio.createWebhook({ title: 'pgwallet test', callback: `${api.url}/webhooks/revio`, allEvents: true });
   const worker = options.worker === false
     ? undefined
-    : await startWorker({ connectionString: db.ownerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey }, email: options.email });
+    : await startWorker({ connectionString: db.workerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey }, email: options.email });
   const owner = new pg.Pool({ connectionString: db.ownerUrl, max: 5 });
 
   return {

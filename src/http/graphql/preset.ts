@@ -11,6 +11,7 @@ import type { AccessClaims, TokenSettings } from '../../auth/tokens.ts';
 import { makeGraphqlMetricsPlugin } from '../../metrics/graphql.ts';
 import type { Metrics } from '../../metrics/registry.ts';
 import type { ApiLimits } from '../limits-config.ts';
+import { adminPgSettings, adminPlugin } from './admin-plugin.ts';
 import { makeAuthPlugin } from './auth-plugin.ts';
 import { makeGraphqlLimitsPlugin } from './limits-plugin.ts';
 import { ledgerPlugins } from './ledger-plugin.ts';
@@ -68,9 +69,10 @@ function requestIdSettings(id: unknown): Record<string, string> {
 export function makePreset(options: PresetOptions): GraphileConfig.Preset {
   const watch = options.development && Boolean(options.watchConnectionString);
   const sessionSettings = { 'pgwallet.session_max_age_seconds': String(options.sessionMaxAgeSeconds ?? sessionMaxAgeSecondsFrom()) };
+  const adminSettings = adminPgSettings();
   return {
     extends: [PostGraphileAmberPreset, ...(options.limits ? [{ plugins: [makeGraphqlLimitsPlugin(options.limits)] }] : [])],
-    plugins: [makeAuthPlugin(options.tokens), ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {}), LeaderboardSubscriptionPlugin, ...(options.metrics ? [makeGraphqlMetricsPlugin(options.metrics)] : [])],
+    plugins: [makeAuthPlugin(options.tokens), adminPlugin, ...ledgerPlugins, ...makePaymentsPlugins(options.payments ?? {}), LeaderboardSubscriptionPlugin, ...(options.metrics ? [makeGraphqlMetricsPlugin(options.metrics)] : [])],
     pgServices: [
       makePgService({
         pool: options.authPool,
@@ -100,7 +102,7 @@ export function makePreset(options: PresetOptions): GraphileConfig.Preset {
         // and for fraud review of sign-ins and money requests (sql/accounts/client_activity.sql).
         const settings = { ...pgSettingsFor(req?.auth), ...requestIdSettings(req?.id), ...clientSettings(req), ...sessionSettings };
         // Payment limits matter only to signed-in callers.
-        return { pgSettings: req?.auth ? { ...settings, ...options.payments?.pgSettings } : settings };
+        return { pgSettings: req?.auth ? { ...settings, ...options.payments?.pgSettings, ...adminSettings } : settings };
       },
     },
   };

@@ -6,6 +6,13 @@
 // signature is recorded and answered 401, with nothing applied. Only a
 // failure to record (database down) or to get Revio's key is a 5xx, so Revio
 // tries again later.
+//
+// Disk (issue 9 §3): a bad-signature delivery keeps its headers, the body's
+// SHA-256 and size and at most its first 1 kB (SQL cuts it). Bad signatures
+// are also rate limited per client address (REVIO_WEBHOOK_BAD_SIGNATURES_PER_IP
+// per RATE_LIMIT_WINDOW_SECONDS); over the limit the delivery is answered 429
+// and not recorded at all. The count is taken only after the signature has
+// failed, so a good delivery is never refused for rate, whoever else is noisy.
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Pool } from 'pg';
 import type { Metrics } from '../../metrics/registry.ts';
@@ -19,6 +26,25 @@ export interface RevioWebhookOptions {
   bodyLimitBytes: number;
   /** Counts deliveries as pgwallet_webhook_deliveries_total{event_type, outcome}. */
   metrics?: Metrics;
+  /** Bad-signature deliveries allowed per client address per window (default: from the environment). */
+  badSignatureLimit?: BadSignatureLimit;
+}
+
+export interface BadSignatureLimit {
+  perIp: number;
+  windowSeconds: number;
+}
+
+/** REVIO_WEBHOOK_BAD_SIGNATURES_PER_IP (default 20; 0 turns the limit off) per RATE_LIMIT_WINDOW_SECONDS (default 60). */
+export function badSignatureLimitFromEnv(env: NodeJS.ProcessEnv = process.env): BadSignatureLimit {
+  const read = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isSafeInteger(value) || value < 0) throw new Error(`${name} must be a non-negative whole number, got "${raw}".`);
+    return value;
+  };
+  return { perIp: read('REVIO_WEBHOOK_BAD_SIGNATURES_PER_IP', 20), windowSeconds: Math.max(1, read('RATE_LIMIT_WINDOW_SECONDS', 60)) };
 }
 
 const KNOWN_EVENTS = new Set<string>(WEBHOOK_EVENTS);
@@ -56,6 +82,17 @@ export function revioWebhookRoutes(options: RevioWebhookOptions): Router {
   const router = Router();
   const limit = options.bodyLimitBytes;
   const count = (event_type: string, outcome: string) => options.metrics?.webhookDeliveries.inc({ event_type, outcome });
+  const badLimit = options.badSignatureLimit ?? badSignatureLimitFromEnv();
+  /** 0, or the seconds until this address may send another bad signature. */
+  const badSignatureRetry = async (ip: string) => {
+    if (badLimit.perIp <= 0) return 0;
+    const { rows } = await options.pool.query<{ retry: number }>({
+      name: 'pgwallet_webhook_bad_signature_hit',
+      text: 'select app_private.rate_limit_hit($1::text[], $2::int[], $3::int) as retry',
+      values: [[`webhook_bad_signature:${ip}`], [badLimit.perIp], badLimit.windowSeconds],
+    });
+    return rows[0].retry;
+  };
 
   router.post(
     REVIO_WEBHOOK_PATH,
@@ -81,6 +118,14 @@ export function revioWebhookRoutes(options: RevioWebhookOptions): Router {
           return error(res, 503, 'WEBHOOK_KEY_UNAVAILABLE', 'The key that verifies Revio signatures is not available yet; try again later.');
         }
         const signatureOk = verifyRevioSignature(raw, req.headers['x-signature'], key);
+        if (!signatureOk) {
+          const retry = await badSignatureRetry(req.ip ?? req.socket.remoteAddress ?? 'unknown');
+          if (retry > 0) {
+            count('unverified', 'rate_limited');
+            res.set('retry-after', String(retry));
+            return error(res, 429, 'RATE_LIMITED', 'Too many deliveries with a bad signature from this address; nothing was recorded.');
+          }
+        }
         // PostgreSQL text cannot hold NUL; such a body is stored without them.
         const body = raw.toString('utf8').replaceAll('\u0000', '');
         // Named: each connection parses and plans it once.

@@ -10,6 +10,7 @@ import { ledgerExpireHolds } from './ledger-expire-holds.ts';
 import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
 import { revioCreatePayout } from './revio-create-payout.ts';
 import { revioCreatePurchase } from './revio-create-purchase.ts';
+import { revioPurgeDeliveries } from './revio-purge-deliveries.ts';
 import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts';
 import { sendEmail } from './send-email.ts';
 import { VOTING_CRON_ITEMS, votingCloseEvents, votingSnapshotLeaderboards } from '../../voting/tasks.ts';
@@ -23,6 +24,9 @@ export interface RevioTaskDeps {
 
 export interface TaskSettings {
   idempotencyRetentionDays: number;
+  /** Stored Revio deliveries: signed ones kept this many days, bad signatures badDeliveryRetentionDays. */
+  deliveryRetentionDays: number;
+  badDeliveryRetentionDays: number;
   revio?: RevioTaskDeps;
   /** Account emails (default: EMAIL_TRANSPORT / SMTP_URL / APP_URL from the environment). */
   email?: { settings: EmailSettings; transport?: EmailTransport };
@@ -34,6 +38,8 @@ export function makeTaskList(settings: TaskSettings): TaskList {
     ledger_purge_idempotency: ledgerPurgeIdempotency(settings.idempotencyRetentionDays),
     voting_close_events: votingCloseEvents,
     voting_snapshot_leaderboards: votingSnapshotLeaderboards,
+    // Database only (no Revio call), so it runs whether or not Revio is configured.
+    'revio.purge_deliveries': revioPurgeDeliveries(settings.deliveryRetentionDays, settings.badDeliveryRetentionDays),
   };
   const emailSettings = settings.email?.settings ?? emailSettingsFrom();
   tasks.send_email = sendEmail(settings.email?.transport ?? transportFor(emailSettings), emailSettings);
@@ -56,6 +62,7 @@ export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem
     { task: 'ledger_expire_holds', match: '* * * * *', identifier: 'ledger_expire_holds', options: { backfillPeriod: 0, maxAttempts: 3 } },
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...VOTING_CRON_ITEMS,
+    { task: 'revio.purge_deliveries', match: '43 4 * * *', identifier: 'revio.purge_deliveries', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...(options.revio
       ? [
           { task: 'revio.reconcile_pending', match: '*/5 * * * *', identifier: 'revio.reconcile_pending', options: { backfillPeriod: 0, maxAttempts: 3 } },
