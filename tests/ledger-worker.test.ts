@@ -58,10 +58,11 @@ it('ledger_purge_idempotency deletes records older than the window', async () =>
   expect(left.rows.map((r) => r.key)).toEqual(['fresh']);
 });
 
-it('schedules both tasks and reads its settings from the environment', () => {
+it('schedules the periodic tasks and reads its settings from the environment', () => {
   expect(makeCronItems().map((item) => [item.identifier, item.task])).toEqual([
     ['ledger_expire_holds', 'ledger_expire_holds'],
     ['ledger_purge_idempotency', 'ledger_purge_idempotency'],
+    ['commerce_expire_reservations', 'commerce_expire_reservations'],
   ]);
   expect(workerSettingsFrom({})).toEqual({ concurrency: 2, idempotencyRetentionDays: 7 });
   expect(workerSettingsFrom({ WORKER_CONCURRENCY: '4', IDEMPOTENCY_RETENTION_DAYS: '30' })).toEqual({ concurrency: 4, idempotencyRetentionDays: 30 });

@@ -66,7 +66,7 @@ declare
   v_shard smallint := pg_backend_pid() % ledger.system_shards();
   v_id uuid;
 begin
-  if p_kind = 'user_wallet' then
+  if p_kind in ('user_wallet', 'merchant_wallet') then  -- owned kinds (commerce.merchant_account opens merchant shards)
     raise exception 'system_account: % is not a system account kind', p_kind using errcode = 'PW125'; -- ACCOUNT_NOT_FOUND
   end if;
   select a.id into v_id from ledger.accounts a
@@ -74,7 +74,7 @@ begin
   if v_id is null then
     perform ledger.assert_currency(p_currency);
     insert into ledger.accounts (kind, currency, shard) values (p_kind, p_currency, v_shard)
-    on conflict (kind, currency, shard) where kind <> 'user_wallet' do nothing
+    on conflict (kind, currency, shard) where owner_id is null do nothing  -- system shards are the ownerless accounts
     returning id into v_id;
     if v_id is null then  -- another session created it first
       select a.id into v_id from ledger.accounts a

@@ -4,6 +4,7 @@ import { parseCronItems, type ParsedCronItem, type TaskList } from 'graphile-wor
 import type { BankAccountKey } from '../../payments/bank-crypto.ts';
 import type { PaymentSettings } from '../../payments/config.ts';
 import type { RevioClient } from '../../revio/index.ts';
+import { commerceExpireReservations } from '../../commerce/expire-reservations-task.ts';
 import { ledgerExpireHolds } from './ledger-expire-holds.ts';
 import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
 import { revioCreatePayout } from './revio-create-payout.ts';
@@ -26,6 +27,7 @@ export function makeTaskList(settings: TaskSettings): TaskList {
   const tasks: TaskList = {
     ledger_expire_holds: ledgerExpireHolds,
     ledger_purge_idempotency: ledgerPurgeIdempotency(settings.idempotencyRetentionDays),
+    commerce_expire_reservations: commerceExpireReservations,
   };
   const revio = settings.revio;
   if (revio) {
@@ -45,6 +47,7 @@ export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem
   return parseCronItems([
     { task: 'ledger_expire_holds', match: '* * * * *', identifier: 'ledger_expire_holds', options: { backfillPeriod: 0, maxAttempts: 3 } },
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
+    { task: 'commerce_expire_reservations', match: '* * * * *', identifier: 'commerce_expire_reservations', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...(options.revio
       ? [
           { task: 'revio.reconcile_pending', match: '*/5 * * * *', identifier: 'revio.reconcile_pending', options: { backfillPeriod: 0, maxAttempts: 3 } },
