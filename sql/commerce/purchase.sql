@@ -57,17 +57,19 @@ begin
 end;
 $$;
 
--- Pays an order from the buyer's wallet in one entry (the entry id may be
--- chosen in advance, for idempotency records) and marks it paid.
-create or replace function commerce.pay_order(p_order app_public.orders, p_entry_id uuid default null)
-returns app_public.orders
+-- Earlier shapes of these functions (work in progress on this branch).
+drop function if exists commerce.pay_order(app_public.orders, uuid);
+
+-- Posts an order's one entry: buyer's wallet → merchant wallet (this
+-- session's shard) the total less the fee, and → fees account the fee.
+create or replace function commerce.post_order_entry(p_order app_public.orders, p_entry_id uuid)
+returns void
 language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_wallet uuid;
-  v_entry_id uuid := coalesce(p_entry_id, uuidv7());
   v_legs ledger.leg[];
 begin
   select a.id into v_wallet from ledger.accounts a
@@ -82,12 +84,57 @@ begin
   end if;
   perform ledger.post_entry('purchase', v_legs, 'Order ' || p_order.id,
                             jsonb_build_object('order_id', p_order.id, 'merchant_id', p_order.merchant_id, 'buyer_id', p_order.buyer_id),
-                            'user:' || p_order.buyer_id || '/' || p_order.idempotency_key, null, v_entry_id);
-  update app_public.orders o
-     set status = 'paid', entry_id = v_entry_id, paid_at = now(), closed_at = null, hold_id = o.hold_id
+                            'user:' || p_order.buyer_id || '/' || p_order.idempotency_key, null, p_entry_id);
+end;
+$$;
+
+-- Pays an unpaid order (a confirmed reservation, a card checkout) from the
+-- buyer's wallet and marks it paid.
+create or replace function commerce.pay_order(p_order app_public.orders)
+returns app_public.orders
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_entry_id uuid := uuidv7();
+begin
+  perform commerce.post_order_entry(p_order, v_entry_id);
+  update app_public.orders o set status = 'paid', entry_id = v_entry_id, paid_at = now()
    where o.id = p_order.id
   returning * into p_order;
   return p_order;
+end;
+$$;
+
+-- A wallet purchase's order, written paid in one statement from the stock
+-- taken (the idempotency key is already claimed, so no other request races
+-- it; the entry p_entry_id is posted right after, in the same transaction).
+-- One insert per table and no updates: the hot path of every sale.
+create or replace function commerce.insert_paid_order(p_buyer uuid, p_items app_public.order_item[], p_idempotency_key text, p_entry_id uuid)
+returns app_public.orders
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_order app_public.orders;
+begin
+  with l as materialized (select * from commerce.take_stock(p_buyer, p_items)),
+       o as (insert into app_public.orders (buyer_id, merchant_id, currency, status, payment_method, total, fee,
+                                            idempotency_key, request, entry_id, paid_at)
+             select p_buyer, (array_agg(l.merchant_id))[1], (array_agg(l.currency))[1], 'paid', 'wallet', sum(l.amount), sum(l.fee),
+                    p_idempotency_key, commerce.items_request(p_items), p_entry_id, now()
+               from l
+             on conflict (buyer_id, idempotency_key) do nothing
+             returning *),
+       ins as (insert into app_public.order_lines (order_id, product_id, quantity, unit_price, amount, fee)
+               select o.id, l.product_id, l.quantity, l.unit_price, l.amount, l.fee from o cross join l)
+  select o.* into v_order from o;
+  if v_order.id is null then  -- the key named a reservation or card order
+    raise exception 'This idempotency key was already used for a different request' using errcode = 'PW109'; -- IDEMPOTENCY_KEY_REUSED
+  end if;
+  return v_order;
 end;
 $$;
 
@@ -128,11 +175,9 @@ begin
     select o.* into v_order from app_public.orders o where o.entry_id = v_first;
     return v_order;
   end if;
-  v_order := (select o.result from commerce.create_order(v_caller, v_items, 'awaiting_payment', 'wallet', purchase.idempotency_key) o);
-  if v_order.entry_id is not null then  -- the key named an order paid otherwise (a reservation)
-    raise exception 'This idempotency key was already used for a different request' using errcode = 'PW109'; -- IDEMPOTENCY_KEY_REUSED
-  end if;
-  return commerce.pay_order(v_order, v_entry_id);
+  v_order := commerce.insert_paid_order(v_caller, v_items, purchase.idempotency_key, v_entry_id);
+  perform commerce.post_order_entry(v_order, v_entry_id);
+  return v_order;
 end;
 $$;
 comment on function app_public.purchase(app_public.order_item[], text) is
@@ -142,7 +187,9 @@ comment on function app_public.purchase(app_public.order_item[], text) is
   '`idempotencyKey` returns the first order.';
 
 revoke all on function commerce.create_order(uuid, app_public.order_item[], app_public.order_status, app_public.order_payment_method, text) from public;
-revoke all on function commerce.pay_order(app_public.orders, uuid) from public;
+revoke all on function commerce.post_order_entry(app_public.orders, uuid) from public;
+revoke all on function commerce.pay_order(app_public.orders) from public;
+revoke all on function commerce.insert_paid_order(uuid, app_public.order_item[], text, uuid) from public;
 revoke all on function commerce.items_request(app_public.order_item[]) from public;
 revoke all on function app_public.purchase(app_public.order_item[], text) from public;
 grant execute on function app_public.purchase(app_public.order_item[], text) to app_user;
