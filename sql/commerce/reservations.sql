@@ -40,11 +40,13 @@ $$;
 
 -- Expires up to p_limit overdue reservations (of p_products only, if given);
 -- returns how many. Rows another transaction holds (a confirmation under
--- way) are skipped: that transaction decides them.
+-- way) are skipped: that transaction decides them. SECURITY DEFINER so that
+-- the worker needs EXECUTE on this function only (the narrow app_worker role).
 create or replace function commerce.expire_reservations(p_limit int default 100, p_products uuid[] default null)
 returns int
 language plpgsql
 volatile
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
