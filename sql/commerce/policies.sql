@@ -60,7 +60,6 @@ comment on column app_public.orders.refunded is 'Minor units refunded to the buy
 comment on column app_public.orders.deposit_id is 'For card purchases: the deposit that collects the money (its checkoutUrl is the checkout page).';
 comment on column app_public.orders.entry_id is 'The ledger entry that paid the order.';
 comment on constraint orders_idempotency on app_public.orders is '@behavior -single';
-comment on constraint orders_entry_id_key on app_public.orders is '@behavior -single';
 comment on table app_public.order_lines is
   E'@behavior -insert -update -delete\nOne product of an order, at the price of the moment it was ordered.';
 comment on table app_public.order_refunds is E'@behavior -insert -update -delete\nMoney a merchant gave back for an order (refundOrder).';

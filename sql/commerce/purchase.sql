@@ -172,7 +172,8 @@ begin
   v_first := app_private.idempotency_claim('user:' || v_caller, purchase.idempotency_key, 'purchase',
                                            commerce.items_request(v_items), v_entry_id);
   if v_first is not null then
-    select o.* into v_order from app_public.orders o where o.entry_id = v_first;
+    -- The order carries the same key (and, being paid, the entry v_first).
+    select o.* into v_order from app_public.orders o where o.buyer_id = v_caller and o.idempotency_key = purchase.idempotency_key;
     return v_order;
   end if;
   v_order := commerce.insert_paid_order(v_caller, v_items, purchase.idempotency_key, v_entry_id);

@@ -57,46 +57,43 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_bps bigint := coalesce(commerce.setting('platform_fee_bps'), 0);
-  v_found int;
-  v_merchants int;
-  v_currencies int;
-  v_short uuid;
+  v_ids uuid[] := array(select i.product_id from unnest(p_items) i);
+  v_check record;
 begin
-  -- Lazy expiry: units of these products in overdue reservations come back
-  -- before we decide the order cannot be filled (the worker does the rest).
-  if exists (select from app_public.products p join unnest(p_items) i on i.product_id = p.id
-              where p.stock < i.quantity) then
-    perform commerce.expire_reservations(100, array(select i.product_id from unnest(p_items) i));
-  end if;
-
   -- Lock in product id order (p_items is sorted by normalise_items).
-  perform from app_public.products p where p.id = any (array(select i.product_id from unnest(p_items) i))
-   order by p.id for update;
-
-  select count(*), count(distinct p.merchant_id), count(distinct p.currency),
-         (array_agg(p.id) filter (where p.stock < i.quantity))[1]
-    into v_found, v_merchants, v_currencies, v_short
-    from unnest(p_items) i
-    join app_public.products p on p.id = i.product_id and p.active
-    join app_public.merchants m on m.id = p.merchant_id and m.status = 'active';
-  if v_found <> cardinality(p_items) then
+  perform from app_public.products p where p.id = any (v_ids) order by p.id for update;
+  for attempt in 1..2 loop
+    select count(*) as found, count(distinct p.merchant_id) as merchants, count(distinct p.currency) as currencies,
+           bool_or(p.merchant_id = p_buyer) as own, (array_agg(p.id) filter (where p.stock < i.quantity))[1] as short
+      into v_check
+      from unnest(p_items) i
+      join app_public.products p on p.id = i.product_id and p.active
+      join app_public.merchants m on m.id = p.merchant_id and m.status = 'active';
+    exit when v_check.short is null or attempt = 2;
+    -- Lazy expiry: units of these products in overdue reservations come back
+    -- before we decide the order cannot be filled (the worker does the rest).
+    -- It skips locked orders, so holding the product rows here cannot deadlock.
+    exit when commerce.expire_reservations(100, v_ids) = 0;
+  end loop;
+  if v_check.found <> cardinality(p_items) then
     raise exception 'A product in this order does not exist or is not for sale' using errcode = 'PW512'; -- PRODUCT_NOT_AVAILABLE
   end if;
-  if v_merchants <> 1 or v_currencies <> 1 then
+  if v_check.merchants <> 1 or v_check.currencies <> 1 then
     raise exception 'An order is for products of one merchant in one currency' using errcode = 'PW522'; -- ORDER_MIXED
   end if;
-  if v_short is not null then
-    raise exception 'Not enough stock of product %', v_short using errcode = 'PW521'; -- OUT_OF_STOCK
-  end if;
-  if exists (select from app_public.products p where p.id = p_items[1].product_id and p.merchant_id = p_buyer) then
+  if v_check.own then
     raise exception 'You cannot buy your own products' using errcode = 'PW523'; -- PURCHASE_FROM_SELF
   end if;
-
-  update app_public.products p set stock = p.stock - i.quantity
-    from unnest(p_items) i
-   where p.id = i.product_id and p.stock is not null;
+  if v_check.short is not null then
+    raise exception 'Not enough stock of product %', v_check.short using errcode = 'PW521'; -- OUT_OF_STOCK
+  end if;
 
   return query
+    with taken as (
+      update app_public.products p set stock = p.stock - i.quantity
+        from unnest(p_items) i
+       where p.id = i.product_id and p.stock is not null
+    )
     select p.id, i.quantity, p.price, p.price * i.quantity, (p.price * i.quantity * v_bps) / 10000, p.merchant_id, p.currency
       from unnest(p_items) i join app_public.products p on p.id = i.product_id
      order by p.id;

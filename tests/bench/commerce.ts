@@ -14,8 +14,12 @@
 //                   exactly 100 must succeed, the rest get OUT_OF_STOCK
 // Writes tests/bench/results/commerce.json.
 //
-// Settings: BENCH_CLIENTS (16), BENCH_SECONDS (10 per timed case),
-// BENCH_WARMUP_SECONDS (2), BENCH_RACE_CLIENTS (64), BENCH_RACE_UNITS (100),
+// The machine is shared, so its load drifts: the timed cases run interleaved,
+// a-b-c then a-b-c again (BENCH_ROUNDS rounds of BENCH_SECONDS each), and each
+// figure is over all its rounds, so drift hits all three alike.
+//
+// Settings: BENCH_CLIENTS (16), BENCH_SECONDS (5 per case per round),
+// BENCH_ROUNDS (3), BENCH_WARMUP_SECONDS (1), BENCH_RACE_CLIENTS (64), BENCH_RACE_UNITS (100),
 // BENCH_DATABASE_URL (a superuser URL; default: a fresh embedded PostgreSQL 18).
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -29,8 +33,9 @@ import { freshBenchDatabase, startBenchServer } from './harness.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 const int = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const CLIENTS = int('BENCH_CLIENTS', 16);
-const SECONDS = int('BENCH_SECONDS', 10);
-const WARMUP = int('BENCH_WARMUP_SECONDS', 2);
+const SECONDS = int('BENCH_SECONDS', 5);
+const ROUNDS = int('BENCH_ROUNDS', 3);
+const WARMUP = int('BENCH_WARMUP_SECONDS', 1);
 const RACE_CLIENTS = int('BENCH_RACE_CLIENTS', 64);
 const RACE_UNITS = int('BENCH_RACE_UNITS', 100);
 const MERCHANTS = 50;
@@ -44,6 +49,19 @@ interface CaseResult {
   failed: number;
   errors: string[];
 }
+/** Several rounds of one case as one result (latencies pooled). */
+function merge(rounds: (CaseResult & { latencies: number[] })[]): CaseResult {
+  const sorted = Float64Array.from(rounds.flatMap((r) => r.latencies)).sort();
+  return {
+    tps: round(sorted.length / (SECONDS * rounds.length), 1),
+    p50_ms: round(percentile(sorted, 50)),
+    p99_ms: round(percentile(sorted, 99)),
+    done: sorted.length,
+    failed: rounds.reduce((a, r) => a + r.failed, 0),
+    errors: rounds.flatMap((r) => r.errors),
+  };
+}
+
 interface Buyer {
   userId: string;
   sessionId: string;
@@ -69,7 +87,7 @@ async function signedIn(url: string, buyer: Buyer): Promise<pg.Client> {
   return client;
 }
 
-async function runCase(name: string, superuser: pg.Client, makeOp: (i: number) => Promise<{ op(): Promise<void>; close(): Promise<void> }>): Promise<CaseResult> {
+async function runCase(name: string, superuser: pg.Client, makeOp: (i: number) => Promise<{ op(): Promise<void>; close(): Promise<void> }>): Promise<CaseResult & { latencies: number[] }> {
   await superuser.query('checkpoint');
   const drivers = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => makeOp(i)));
   const latencies: number[] = [];
@@ -106,6 +124,7 @@ async function runCase(name: string, superuser: pg.Client, makeOp: (i: number) =
     done: latencies.length,
     failed,
     errors: [...errors].map(([message, count]) => `${count}× ${message}`),
+    latencies,
   };
   console.log(`${result.tps} tx/s (p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, ${failed} failed)`);
   return result;
@@ -159,7 +178,7 @@ async function main() {
     const setup = await connect(ownerUrl);
     const superuser = await connect(rootDb.toString());
     const loadBefore = loadavg()[0];
-    console.log(`pgwallet commerce benchmark: ${server.kind}; ${CLIENTS} clients, ${SECONDS} s per case (+${WARMUP} s warm-up); setting up…`);
+    console.log(`pgwallet commerce benchmark: ${server.kind}; ${CLIENTS} clients, ${ROUNDS} rounds of ${SECONDS} s per case (+${WARMUP} s warm-up each); setting up…`);
 
     const buyers = await createBuyers(setup, Math.max(CLIENTS, MERCHANTS), 'buyer', 1_000_000_000);
     const spread = await createMerchants(ownerUrl, setup, MERCHANTS, 1, 100_000_000, 'spread');
@@ -168,7 +187,7 @@ async function main() {
     const fee = (await setup.query(`select commerce.setting('platform_fee_bps') as bps, commerce.setting('merchant_shards') as shards`)).rows[0];
     await setup.query('vacuum analyze');
 
-    const transfer = await runCase('a. transfer (reference)', superuser, async (i) => {
+    const transferOp = async (i: number) => {
       const me = buyers[i % buyers.length];
       const client = await signedIn(ownerUrl, me);
       return {
@@ -179,7 +198,7 @@ async function main() {
         },
         close: () => client.end(),
       };
-    });
+    };
     const buying = (products: () => string) => async (i: number) => {
       const client = await signedIn(ownerUrl, buyers[i % buyers.length]);
       return {
@@ -189,8 +208,17 @@ async function main() {
         close: () => client.end(),
       };
     };
-    const purchase = await runCase('b. purchase, 50 merchants', superuser, buying(() => pick(spread).productIds[0]));
-    const hotCase = await runCase('c. purchase, one hot merchant', superuser, buying(() => pick(hot.productIds)));
+    const rounds: Record<'transfer' | 'purchase' | 'hot', (CaseResult & { latencies: number[] })[]> = { transfer: [], purchase: [], hot: [] };
+    for (let r = 1; r <= ROUNDS; r++) {
+      console.log(` round ${r}/${ROUNDS}`);
+      rounds.transfer.push(await runCase('a. transfer (reference)', superuser, transferOp));
+      rounds.purchase.push(await runCase('b. purchase, 50 merchants', superuser, buying(() => pick(spread).productIds[0])));
+      rounds.hot.push(await runCase('c. purchase, one hot merchant', superuser, buying(() => pick(hot.productIds))));
+    }
+    const transfer = merge(rounds.transfer);
+    const purchase = merge(rounds.purchase);
+    const hotCase = merge(rounds.hot);
+    console.log(`  over ${ROUNDS} rounds: transfer ${transfer.tps}/s, purchase ${purchase.tps}/s, hot ${hotCase.tps}/s`);
 
     // d. The race: RACE_CLIENTS connections each buy 1 unit until told OUT_OF_STOCK.
     process.stdout.write(`  d. ${RACE_CLIENTS} clients racing for the last ${RACE_UNITS} units… `);
@@ -232,7 +260,8 @@ async function main() {
     const failedUnexpected = transfer.failed + purchase.failed + hotCase.failed + [...unexpected.values()].reduce((a, b) => a + b, 0);
     const result = {
       clients: CLIENTS,
-      seconds: SECONDS,
+      seconds: SECONDS * ROUNDS,
+      rounds: ROUNDS,
       transfer_tps: transfer.tps,
       purchases_per_s: purchase.tps,
       hot_merchant_purchases_per_s: hotCase.tps,
