@@ -88,20 +88,37 @@ create or replace view audit.commerce_stock_mismatches as
 -- purchase entry names the order, it debits the buyer the total and credits
 -- the merchant total − fee and the fees account the fee; refunds add up.
 create or replace view audit.commerce_order_money_mismatches as
-  with money as (
-    select o.id, o.total, o.fee, o.refunded, o.status,
-           (select count(*) from ledger.entries e where e.kind::text = 'purchase' and e.metadata->>'order_id' = o.id::text) as purchase_entries,
-           (select coalesce(sum(p.amount), 0) from ledger.postings p join ledger.accounts a on a.id = p.account_id
-             where p.entry_id = o.entry_id and a.owner_id = o.merchant_id and a.kind::text = 'merchant_wallet') as to_merchant,
-           (select coalesce(sum(p.amount), 0) from ledger.postings p join ledger.accounts a on a.id = p.account_id
-             where p.entry_id = o.entry_id and a.owner_id = o.buyer_id and a.kind::text = 'user_wallet') as from_buyer,
-           (select coalesce(sum(r.amount), 0) from app_public.order_refunds r where r.order_id = o.id) as refunds
+  -- Set-wise (one pass over purchase entries and over the orders' postings),
+  -- not a subquery per order: it must stay cheap with millions of orders.
+  with purchase_entries as (
+    select (e.metadata->>'order_id')::uuid as order_id, count(*) as n
+      from ledger.entries e
+     where e.kind::text = 'purchase'
+     group by 1
+  ),
+  legs as (
+    select o.id as order_id,
+           coalesce(sum(p.amount) filter (where a.owner_id = o.merchant_id and a.kind::text = 'merchant_wallet'), 0) as to_merchant,
+           coalesce(sum(p.amount) filter (where a.owner_id = o.buyer_id and a.kind::text = 'user_wallet'), 0) as from_buyer
       from app_public.orders o
+      join ledger.postings p on p.entry_id = o.entry_id
+      join ledger.accounts a on a.id = p.account_id
+     group by o.id
+  ),
+  refunds as (
+    select r.order_id, sum(r.amount) as amount from app_public.order_refunds r group by r.order_id
   )
-  select * from money m
-   where (m.status in ('paid', 'refunded') and (m.purchase_entries <> 1 or m.to_merchant <> m.total - m.fee or m.from_buyer <> -m.total))
-      or (m.status not in ('paid', 'refunded') and m.purchase_entries <> 0)
-      or m.refunds <> m.refunded;
+  select o.id, o.status, o.total, o.fee, o.refunded,
+         coalesce(pe.n, 0) as purchase_entries, coalesce(l.to_merchant, 0) as to_merchant,
+         coalesce(l.from_buyer, 0) as from_buyer, coalesce(r.amount, 0) as refunds
+    from app_public.orders o
+    left join purchase_entries pe on pe.order_id = o.id
+    left join legs l on l.order_id = o.id
+    left join refunds r on r.order_id = o.id
+   where (o.status in ('paid', 'refunded')
+          and (coalesce(pe.n, 0) <> 1 or coalesce(l.to_merchant, 0) <> o.total - o.fee or coalesce(l.from_buyer, 0) <> -o.total))
+      or (o.status not in ('paid', 'refunded') and coalesce(pe.n, 0) <> 0)
+      or coalesce(r.amount, 0) <> o.refunded;
 
 -- Reservations past their time still holding stock (the worker is behind if
 -- this stays non-empty for more than a few minutes).

@@ -10,6 +10,9 @@
 //                   product picked among 50 merchants (1 product each)
 //   c. hot          every purchase goes to ONE merchant (its 50 products), so
 //                   every credit lands in one logical merchant wallet (sharded)
+//   c1. hot, 1 shard  the same with the merchant wallet unsharded (session
+//                   setting pgwallet.commerce_merchant_shards = 1), to show
+//                   what the sharding buys (BENCH_UNSHARDED=0 skips it)
 //   d. last units   64 clients racing to buy the last 100 units of one product:
 //                   exactly 100 must succeed, the rest get OUT_OF_STOCK
 // Writes tests/bench/results/commerce.json.
@@ -39,6 +42,7 @@ const WARMUP = int('BENCH_WARMUP_SECONDS', 1);
 const RACE_CLIENTS = int('BENCH_RACE_CLIENTS', 64);
 const RACE_UNITS = int('BENCH_RACE_UNITS', 100);
 const MERCHANTS = 50;
+const UNSHARDED = process.env.BENCH_UNSHARDED !== '0';
 const DATABASE = 'pgwallet_bench_commerce';
 
 interface CaseResult {
@@ -199,8 +203,9 @@ async function main() {
         close: () => client.end(),
       };
     };
-    const buying = (products: () => string) => async (i: number) => {
+    const buying = (products: () => string, shards?: number) => async (i: number) => {
       const client = await signedIn(ownerUrl, buyers[i % buyers.length]);
+      if (shards) await client.query(`select set_config('pgwallet.commerce_merchant_shards', $1, false)`, [String(shards)]);
       return {
         async op() {
           await client.query({ name: 'purchase', text: PURCHASE, values: [products(), randomUUID()] });
@@ -208,16 +213,18 @@ async function main() {
         close: () => client.end(),
       };
     };
-    const rounds: Record<'transfer' | 'purchase' | 'hot', (CaseResult & { latencies: number[] })[]> = { transfer: [], purchase: [], hot: [] };
+    const rounds: Record<'transfer' | 'purchase' | 'hot' | 'hotOneShard', (CaseResult & { latencies: number[] })[]> = { transfer: [], purchase: [], hot: [], hotOneShard: [] };
     for (let r = 1; r <= ROUNDS; r++) {
       console.log(` round ${r}/${ROUNDS}`);
       rounds.transfer.push(await runCase('a. transfer (reference)', superuser, transferOp));
       rounds.purchase.push(await runCase('b. purchase, 50 merchants', superuser, buying(() => pick(spread).productIds[0])));
       rounds.hot.push(await runCase('c. purchase, one hot merchant', superuser, buying(() => pick(hot.productIds))));
+      if (UNSHARDED) rounds.hotOneShard.push(await runCase('c1. hot merchant, 1 shard', superuser, buying(() => pick(hot.productIds), 1)));
     }
     const transfer = merge(rounds.transfer);
     const purchase = merge(rounds.purchase);
     const hotCase = merge(rounds.hot);
+    const hotOneShard = UNSHARDED ? merge(rounds.hotOneShard) : undefined;
     console.log(`  over ${ROUNDS} rounds: transfer ${transfer.tps}/s, purchase ${purchase.tps}/s, hot ${hotCase.tps}/s`);
 
     // d. The race: RACE_CLIENTS connections each buy 1 unit until told OUT_OF_STOCK.
@@ -257,7 +264,7 @@ async function main() {
       trial_balance_nonzero: (await setup.query(`select count(*)::int as n from audit.trial_balance where net_balance <> 0`)).rows[0].n,
     };
     const hotShards = (await setup.query(`select count(*)::int as n from ledger.accounts where owner_id = $1 and kind = 'merchant_wallet'`, [hot.merchantId])).rows[0].n;
-    const failedUnexpected = transfer.failed + purchase.failed + hotCase.failed + [...unexpected.values()].reduce((a, b) => a + b, 0);
+    const failedUnexpected = transfer.failed + purchase.failed + hotCase.failed + (hotOneShard?.failed ?? 0) + [...unexpected.values()].reduce((a, b) => a + b, 0);
     const result = {
       clients: CLIENTS,
       seconds: SECONDS * ROUNDS,
@@ -265,6 +272,7 @@ async function main() {
       transfer_tps: transfer.tps,
       purchases_per_s: purchase.tps,
       hot_merchant_purchases_per_s: hotCase.tps,
+      hot_merchant_one_shard_purchases_per_s: hotOneShard?.tps ?? null,
       ratios: {
         purchase_vs_transfer: round(purchase.tps / transfer.tps),
         hot_vs_purchase: round(hotCase.tps / purchase.tps),
@@ -273,7 +281,7 @@ async function main() {
       stock_left: stockLeft,
       race: { clients: RACE_CLIENTS, units: RACE_UNITS, sold, sold_in_db: soldInDb, refused_out_of_stock: outOfStock, ms: Math.round(raceMs) },
       failed_unexpected: failedUnexpected,
-      cases: { transfer, purchase, hot: { ...hotCase, merchant_wallet_shards: hotShards } },
+      cases: { transfer, purchase, hot: { ...hotCase, merchant_wallet_shards: hotShards }, hot_one_shard: hotOneShard ?? null },
       audit,
       platform_fee_bps: Number(fee.bps),
       merchant_shards: Number(fee.shards),
