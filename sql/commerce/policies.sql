@@ -46,8 +46,6 @@ grant select (id, buyer_id, merchant_id, currency, status, payment_method, total
 grant select (order_id, product_id, quantity, unit_price, amount, fee, refunded_quantity, restocked_quantity)
   on app_public.order_lines to app_user;
 grant select (id, order_id, amount, restock, reason, created_at) on app_public.order_refunds to app_user;
-grant select on app_public.merchants, app_public.products, app_public.orders, app_public.order_lines, app_public.order_refunds
-  to app_auditor;
 
 comment on table app_public.merchants is E'@behavior -insert -update -delete\nA seller (becomeMerchant). Suspended merchants sell nothing.';
 comment on table app_public.products is

@@ -135,6 +135,16 @@ create or replace view audit.commerce_merchant_balances as
     join ledger.accounts a on a.owner_id = m.id and a.kind::text = 'merchant_wallet'
    group by m.id, m.display_name, m.status, a.currency;
 
+-- Orders and the settings, for auditors (who read the audit schema only).
+create or replace view audit.commerce_orders as
+  select o.id, o.buyer_id, o.merchant_id, m.display_name as merchant_name, o.currency, o.status, o.payment_method,
+         o.total, o.fee, o.refunded, o.entry_id, o.deposit_id, o.hold_id, o.expires_at, o.created_at, o.paid_at, o.closed_at
+    from app_public.orders o join app_public.merchants m on m.id = o.merchant_id;
+create or replace view audit.commerce_settings as
+  select s.name, commerce.setting(s.name) as value, s.value as stored_value, s.note from app_private.commerce_settings s;
+
+revoke all on audit.commerce_orders, audit.commerce_settings from public;
+grant select on audit.commerce_orders, audit.commerce_settings to app_auditor;
 revoke all on audit.commerce_stock_mismatches, audit.commerce_order_money_mismatches, audit.commerce_overdue_reservations,
               audit.commerce_merchant_balances from public;
 grant select on audit.commerce_stock_mismatches, audit.commerce_order_money_mismatches, audit.commerce_overdue_reservations,

@@ -14,5 +14,4 @@ comment on function commerce.setting(text) is
   'A commerce setting: pgwallet.commerce_<name> if set in the session, else app_private.commerce_settings.';
 
 revoke all on app_private.commerce_settings from public, app_anonymous, app_user, app_admin, app_auditor, authenticator;
-grant select on app_private.commerce_settings to app_auditor;
 revoke all on function commerce.setting(text) from public;
