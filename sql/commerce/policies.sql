@@ -51,7 +51,7 @@ comment on table app_public.merchants is E'@behavior -insert -update -delete\nA 
 comment on table app_public.products is
   E'@behavior -insert -update -delete\nSomething a merchant sells: price in minor units of `currency`; `stock` units left (null: unlimited).';
 comment on table app_public.orders is
-  E'@behavior -insert -update -delete\nA purchase of one merchant''s products by one buyer. status: reserved (reserveItems, until expiresAt), '
+  E'@behavior -insert -update -delete\n@foreignKey (merchant_id) references app_public.merchants (id)\nA purchase of one merchant''s products by one buyer. status: reserved (reserveItems, until expiresAt), '
   'awaiting_payment (card checkout under way), paid, refunded (fully), expired, cancelled or failed. Amounts in minor units.';
 comment on column app_public.orders.fee is 'The platform fee kept from the merchant''s share.';
 comment on column app_public.orders.refunded is 'Minor units refunded to the buyer so far.';
