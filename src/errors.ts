@@ -79,6 +79,22 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'ROLE_CHANGE_NOT_PENDING', sqlstate: 'PW404', description: 'The role change request was already approved or rejected.' },
   { code: 'ADMIN_ERASE_ADMIN', sqlstate: 'PW405', description: 'adminEraseUser: the person is an admin; remove the role first (a role change another admin approves).' },
   // Abuse limits (src/http/abuse.ts, src/http/operation-limits.ts, src/http/graphql/limits-plugin.ts)
+  // Commerce: merchants, products, orders, refunds (sql/commerce)
+  { code: 'MERCHANT_REQUIRED', sqlstate: 'PW501', description: 'Only merchants may do this: call becomeMerchant first.' },
+  { code: 'MERCHANT_SUSPENDED', sqlstate: 'PW502', description: 'Your merchant account is suspended by an admin.' },
+  { code: 'MERCHANT_NAME_INVALID', sqlstate: 'PW503', description: 'A merchant display name has 1 to 100 characters.' },
+  { code: 'MERCHANT_NOT_FOUND', sqlstate: 'PW504', description: 'No merchant has that id.' },
+  { code: 'PRODUCT_INVALID', sqlstate: 'PW510', description: 'Product name (1 to 200 characters), description (at most 2000), price (1 to 10^15 minor units) or stock (0 to 10^8, or null) is invalid.' },
+  { code: 'PRODUCT_NOT_FOUND', sqlstate: 'PW511', description: 'No such product among yours (someone else\'s is reported the same way).' },
+  { code: 'PRODUCT_NOT_AVAILABLE', sqlstate: 'PW512', description: 'A product in the order does not exist, is inactive, or its merchant is suspended.' },
+  { code: 'ORDER_ITEMS_INVALID', sqlstate: 'PW520', description: 'An order has 1 to 50 items, each a product id and a quantity from 1 to 10000.' },
+  { code: 'OUT_OF_STOCK', sqlstate: 'PW521', description: 'Not enough units of a product are left; nothing was bought or reserved.' },
+  { code: 'ORDER_MIXED', sqlstate: 'PW522', description: 'An order is for products of one merchant in one currency.' },
+  { code: 'PURCHASE_FROM_SELF', sqlstate: 'PW523', description: 'Merchants cannot buy their own products.' },
+  { code: 'ORDER_NOT_FOUND', sqlstate: 'PW530', description: 'No such order among yours (as buyer for reservations, as merchant for refunds).' },
+  { code: 'ORDER_STATE_INVALID', sqlstate: 'PW531', description: 'The order is not in a state that allows this (e.g. confirming a non-reservation, refunding an unpaid order).' },
+  { code: 'REFUND_INVALID', sqlstate: 'PW540', description: 'Refunded items must be lines of the order with at most their unrefunded quantity; reasons have at most 500 characters.' },
+  // Abuse limits (src/http/rate-limit.ts, src/http/graphql/limits-plugin.ts)
   { code: 'RATE_LIMITED', httpStatus: 429, description: 'Too many requests from this address or account; retry after the Retry-After header (seconds).' },
   { code: 'QUERY_TOO_DEEP', description: 'The GraphQL operation nests deeper than GRAPHQL_MAX_DEPTH.' },
   { code: 'QUERY_TOO_COMPLEX', description: 'The GraphQL operation could return more than GRAPHQL_MAX_COMPLEXITY fields (page sizes multiply).' },

@@ -65,6 +65,7 @@ it('schedules the periodic tasks and reads its settings from the environment', (
     ['voting_close_events', 'voting_close_events'],
     ['voting_snapshot_leaderboards', 'voting_snapshot_leaderboards'],
     ['revio.purge_deliveries', 'revio.purge_deliveries'],
+    ['commerce_expire_reservations', 'commerce_expire_reservations'],
   ]);
   const defaults = { concurrency: 2, idempotencyRetentionDays: 7, deliveryRetentionDays: 90, badDeliveryRetentionDays: 7 };
   expect(workerSettingsFrom({})).toEqual(defaults);

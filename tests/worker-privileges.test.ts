@@ -23,7 +23,7 @@ function functionsTasksCall(): string[] {
     ...readdirSync('src', { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(`src/${d.name}/tasks.ts`)).map((d) => `src/${d.name}/tasks.ts`),
   ];
   for (const file of files) {
-    for (const m of readFileSync(file, 'utf8').matchAll(/\b(app_private|app_public|ledger|audit)\.([a-z_]+)\(/g)) names.add(`${m[1]}.${m[2]}`);
+    for (const m of readFileSync(file, 'utf8').matchAll(/\b(app_private|app_public|ledger|audit|commerce)\.([a-z_]+)\(/g)) names.add(`${m[1]}.${m[2]}`);
   }
   return [...names].sort();
 }

@@ -66,7 +66,7 @@ declare
   v_shard smallint := pg_backend_pid() % ledger.system_shards();
   v_id uuid;
 begin
-  if p_kind = 'user_wallet' then
+  if p_kind in ('user_wallet', 'merchant_wallet') then  -- owned kinds (commerce.merchant_account opens merchant shards)
     raise exception 'system_account: % is not a system account kind', p_kind using errcode = 'PW125'; -- ACCOUNT_NOT_FOUND
   end if;
   select a.id into v_id from ledger.accounts a

@@ -99,7 +99,8 @@ begin
   new.balance := 0;
   new.held := 0;
   new.version := 0;
-  new.allow_negative := new.kind <> 'user_wallet';
+  -- Owned accounts (user and merchant wallets) never go below zero.
+  new.allow_negative := new.kind not in ('user_wallet', 'merchant_wallet');
   new.created_at := now();
   return new;
 end;

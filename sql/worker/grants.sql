@@ -12,7 +12,7 @@
 -- of the function's own file must be followed by this one).
 -- tests/worker-privileges.test.ts fails if a task's function is missing here.
 
-grant usage on schema app_private, ledger to app_worker;
+grant usage on schema app_private, ledger, commerce to app_worker;
 
 do $$
 declare
@@ -45,7 +45,9 @@ begin
     'app_private.mark_email_sent(bigint)',
     -- voting_close_events / voting_snapshot_leaderboards (src/voting/tasks.ts)
     'app_private.close_due_events()',
-    'app_private.snapshot_leaderboards()'
+    'app_private.snapshot_leaderboards()',
+    -- commerce_expire_reservations (src/commerce/tasks.ts)
+    'commerce.expire_reservations(int, uuid[])'
   ]::regprocedure[] loop
     -- Runs as the owner, whatever the caller; each of these pins search_path
     -- in its own file (tests/admin.test.ts-style check in the worker test).

@@ -35,6 +35,12 @@ export const MONEY_FIELDS: ReadonlySet<string> = new Set([
   'castVotes',
   'withdrawEventFunds',
   'reviewVote', // rejecting a flagged vote refunds it
+  'purchase',
+  'purchaseByCard',
+  'reserveItems',
+  'confirmReservation',
+  'refundOrder',
+  'merchantPayout',
   'addBankAccount',
   'deleteMyAccount',
   'adminRequestAdjustment',

@@ -6,6 +6,7 @@ import { transportFor, type EmailTransport } from '../../email/transport.ts';
 import type { BankAccountKey } from '../../payments/bank-crypto.ts';
 import type { PaymentSettings } from '../../payments/config.ts';
 import type { RevioClient } from '../../revio/index.ts';
+import { commerceExpireReservations } from '../../commerce/tasks.ts';
 import { ledgerExpireHolds } from './ledger-expire-holds.ts';
 import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
 import { revioCreatePayout } from './revio-create-payout.ts';
@@ -40,6 +41,7 @@ export function makeTaskList(settings: TaskSettings): TaskList {
     voting_snapshot_leaderboards: votingSnapshotLeaderboards,
     // Database only (no Revio call), so it runs whether or not Revio is configured.
     'revio.purge_deliveries': revioPurgeDeliveries(settings.deliveryRetentionDays, settings.badDeliveryRetentionDays),
+    commerce_expire_reservations: commerceExpireReservations,
   };
   const emailSettings = settings.email?.settings ?? emailSettingsFrom();
   tasks.send_email = sendEmail(settings.email?.transport ?? transportFor(emailSettings), emailSettings);
@@ -63,6 +65,7 @@ export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...VOTING_CRON_ITEMS,
     { task: 'revio.purge_deliveries', match: '43 4 * * *', identifier: 'revio.purge_deliveries', options: { backfillPeriod: 0, maxAttempts: 3 } },
+    { task: 'commerce_expire_reservations', match: '* * * * *', identifier: 'commerce_expire_reservations', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...(options.revio
       ? [
           { task: 'revio.reconcile_pending', match: '*/5 * * * *', identifier: 'revio.reconcile_pending', options: { backfillPeriod: 0, maxAttempts: 3 } },
