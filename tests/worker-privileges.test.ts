@@ -45,7 +45,7 @@ describe('the worker role', () => {
       select p.pronamespace::regnamespace::text || '.' || p.proname as fn, p.prosecdef as definer,
              coalesce(array_to_string(p.proconfig, ','), '') like '%search_path=%' as pinned
         from pg_proc p
-       where p.pronamespace in ('app_public'::regnamespace, 'app_private'::regnamespace, 'ledger'::regnamespace, 'audit'::regnamespace)
+       where p.pronamespace in ('app_public'::regnamespace, 'app_private'::regnamespace, 'ledger'::regnamespace, 'audit'::regnamespace, 'commerce'::regnamespace)
          and has_function_privilege('app_worker', p.oid, 'EXECUTE')
        order by 1`);
     expect(rows.map((r) => r.fn)).toEqual(functionsTasksCall());
