@@ -1,6 +1,9 @@
 // The real API (Express + PostGraphile, production mode) in its own process,
 // for the GraphQL case of the ledger benchmark. Prints {"url"} when ready and
 // stops on SIGTERM. Settings come from the benchmark through the environment.
+// Production code paths: info-level request logging (to stdout, which the
+// benchmark reads and discards) and the rate limiter on, counting every
+// request, with limits above what one benchmark client address sends.
 import '../../src/graphile-env.ts';
 import { loadSigningKeys } from '../../src/auth/keys.ts';
 import { makePool } from '../../src/db/pools.ts';
@@ -8,8 +11,9 @@ import { startApi } from '../../src/http/app.ts';
 import { apiLimitsFromEnv } from '../../src/http/limits-config.ts';
 import { makeLogger } from '../../src/logger.ts';
 
-const logger = makeLogger(process.env.BENCH_LOG_LEVEL ?? 'silent');
+const logger = makeLogger(process.env.BENCH_LOG_LEVEL ?? 'info');
 const authPool = makePool(process.env.BENCH_AUTH_URL!, 'bench-api', logger, Number(process.env.BENCH_CLIENTS ?? 16));
+const high = 1_000_000_000;
 const api = await startApi({
   host: '127.0.0.1',
   port: 0,
@@ -18,8 +22,7 @@ const api = await startApi({
   logger,
   development: false,
   bodyLimitBytes: 100_000,
-  // One client address hammering on purpose: rate limits off (the GraphQL caps stay).
-  limits: { ...apiLimitsFromEnv(), rate: { windowSeconds: 60, perIp: 0, perUser: 0, authPerIp: 0, moneyPerUser: 0 } },
+  limits: { ...apiLimitsFromEnv(), rate: { windowSeconds: 60, perIp: high, perUser: high, authPerIp: high, moneyPerUser: high } },
 });
 process.stdout.write(`${JSON.stringify({ url: api.url })}\n`);
 process.once('SIGTERM', async () => {
