@@ -1,1 +1,8 @@
--- Enter migration here
+-- ==== ledger-perf ====
+-- The ledger write path in fewer statements (issue 13): post_entry locks and
+-- checks in one statement and writes the entry with its postings in another;
+-- the postings' apply trigger runs once per statement; transfer reads the
+-- sender and the recipient in one statement.
+--!include ledger/post_entry.sql
+--!include ledger/posting_triggers.sql
+--!include ledger/transfer.sql

@@ -12,10 +12,10 @@ import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { freePort } from '../helpers/ports.ts';
 
 /** BENCH_DATABASE_URL (a superuser URL) if set, else a fresh embedded PostgreSQL 18 with fsync on. */
-export async function startBenchServer(): Promise<{ rootUrl: string; stop(): Promise<void>; kind: string }> {
+export async function startBenchServer(settings?: Record<string, string>): Promise<{ rootUrl: string; stop(): Promise<void>; kind: string }> {
   if (process.env.BENCH_DATABASE_URL) return { rootUrl: process.env.BENCH_DATABASE_URL, stop: async () => undefined, kind: 'BENCH_DATABASE_URL' };
   const dir = mkdtempSync(join(tmpdir(), 'pgwallet-bench-'));
-  const server = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port: await freePort(), superuserPassword: 'bench', durable: true });
+  const server = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port: await freePort(), superuserPassword: 'bench', durable: true, settings });
   return {
     rootUrl: server.url('postgres'),
     kind: 'embedded PostgreSQL 18 (fsync on)',

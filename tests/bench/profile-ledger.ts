@@ -1,0 +1,131 @@
+// `npm run bench:ledger:profile` — where a posting's time goes (not part of `npm test`).
+//
+// A fresh embedded PostgreSQL 18 (fsync on) with pg_stat_statements loaded
+// (shared_preload_libraries, track = all, so statements inside functions and
+// triggers count too) and track_functions = all. One client runs
+// PROFILE_TRANSFERS transfers one at a time (no contention: this is the CPU
+// cost, not the queueing), then prints
+//   - the wall time per transfer (round trip and commit included),
+//   - per transfer: each statement's executions and mean time,
+//   - per transfer: each function's self time (triggers included),
+//   - EXPLAIN (ANALYZE, BUFFERS) of one more transfer;
+// and writes tests/bench/results/ledger-profile.json (PROFILE_NAME overrides
+// the file name). Settings: PROFILE_TRANSFERS (3000), PROFILE_WALLETS (50).
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { graphileMigrate, migrate } from '../../src/db/migrate.ts';
+import { freshBenchDatabase, startBenchServer } from './harness.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const TRANSFERS = Number(process.env.PROFILE_TRANSFERS ?? 3000);
+const WALLETS = Number(process.env.PROFILE_WALLETS ?? 50);
+const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+const server = await startBenchServer({
+  shared_preload_libraries: 'pg_stat_statements',
+  'pg_stat_statements.track': 'all',
+  'pg_stat_statements.max': '5000',
+  track_functions: 'all',
+});
+try {
+  const { ownerUrl } = await freshBenchDatabase(server.rootUrl, 'pgwallet_profile');
+  await migrate(ownerUrl);
+  await graphileMigrate(['watch', '--once'], { databaseUrl: ownerUrl });
+  const rootDb = new URL(server.rootUrl);
+  rootDb.pathname = '/pgwallet_profile';
+  const root = new pg.Client({ connectionString: rootDb.toString() });
+  await root.connect();
+  await root.query('create extension if not exists pg_stat_statements');
+
+  const db = new pg.Client({ connectionString: ownerUrl });
+  await db.connect();
+  const wallets: { userId: string; walletId: string; email: string }[] = [];
+  for (let i = 0; i < WALLETS; i++) {
+    const email = `profile-${i}-${randomUUID().slice(0, 8)}@example.com`;
+    const userId = (await db.query(`insert into app_public.users (email, full_name) values ($1, $2) returning id`, [email, `P ${i}`])).rows[0].id;
+    const walletId = (await db.query(`select ledger.open_wallet($1, 'ZAR') as id`, [userId])).rows[0].id;
+    await db.query(`select ledger.move('deposit', ledger.system_account('revio_clearing', 'ZAR'), $1, 1000000000000, 'funds')`, [walletId]);
+    wallets.push({ userId, walletId, email });
+  }
+  const transfer = async () => {
+    const from = wallets[Math.floor(Math.random() * WALLETS)];
+    let to = from;
+    while (to === from) to = wallets[Math.floor(Math.random() * WALLETS)];
+    await db.query({
+      name: 'transfer',
+      text: 'select (app_private.transfer($1, $2, $3, $4, $5)).id',
+      values: [from.userId, from.walletId, to.email, 1 + Math.floor(Math.random() * 100), randomUUID()],
+    });
+  };
+  // Warm up (plans cached, tables no longer empty), then start counting.
+  for (let i = 0; i < 2000; i++) await transfer();
+  await db.query('analyze');
+  for (let i = 0; i < 200; i++) await transfer();
+  await root.query('select pg_stat_statements_reset()');
+  await root.query('select pg_stat_reset()');
+
+  const t0 = performance.now();
+  for (let i = 0; i < TRANSFERS; i++) await transfer();
+  const wallMs = (performance.now() - t0) / TRANSFERS;
+  await new Promise((r) => setTimeout(r, 700)); // function stats are flushed by the backend every so often
+  await db.query('select pg_stat_force_next_flush()');
+  await db.query('select 1');
+
+  const statements = (
+    await root.query(
+      `select regexp_replace(left(query, 110), '\\s+', ' ', 'g') as query, toplevel, calls,
+              total_exec_time / $1 as ms_per_transfer, mean_exec_time as mean_ms, shared_blks_hit / calls::float as hits_per_call
+         from pg_stat_statements s join pg_database d on d.oid = s.dbid
+        where d.datname = 'pgwallet_profile' and calls >= $1 / 2
+        order by total_exec_time desc limit 40`,
+      [TRANSFERS],
+    )
+  ).rows.map((r) => ({ ...r, ms_per_transfer: round(r.ms_per_transfer), mean_ms: round(r.mean_ms), hits_per_call: round(r.hits_per_call, 1), calls: Number(r.calls) }));
+  const functions = (
+    await db.query(
+      `select schemaname || '.' || funcname as function, calls, self_time / $1 as self_ms_per_transfer, total_time / $1 as total_ms_per_transfer
+         from pg_stat_user_functions where calls > 0 order by self_time desc limit 30`,
+      [TRANSFERS],
+    )
+  ).rows.map((r) => ({ ...r, calls: Number(r.calls), self_ms_per_transfer: round(r.self_ms_per_transfer), total_ms_per_transfer: round(r.total_ms_per_transfer) }));
+  const top = statements.find((s) => s.toplevel && /app_private\.transfer/.test(s.query));
+
+  const [from, to] = [wallets[0], wallets[1]];
+  await db.query('begin');
+  await db.query(`set local auto_explain.log_min_duration = -1`).catch(() => undefined);
+  const plan = (
+    await db.query(`explain (analyze, buffers, costs off, summary on) select (app_private.transfer($1, $2, $3, 5, $4)).id`, [
+      from.userId,
+      from.walletId,
+      to.email,
+      randomUUID(),
+    ])
+  ).rows.map((r) => r['QUERY PLAN'] as string);
+  await db.query('commit');
+
+  console.log(`per transfer, one client, ${TRANSFERS} transfers (load average ${loadavg()[0].toFixed(2)}):`);
+  console.log(`  wall time (round trip + execution + commit): ${round(wallMs)} ms`);
+  console.log(`  top-level statement execution: ${round(top?.mean_ms ?? NaN)} ms`);
+  console.log('statements (pg_stat_statements, track = all; nested ones are part of their caller’s time):');
+  for (const s of statements) console.log(`  ${String(s.ms_per_transfer).padStart(7)} ms/transfer  ${String(s.calls).padStart(6)} calls  ${s.hits_per_call} buffer hits/call  ${s.query}`);
+  console.log('functions (track_functions = all; self time excludes what they call):');
+  for (const f of functions) console.log(`  ${String(f.self_ms_per_transfer).padStart(7)} ms self ${String(f.total_ms_per_transfer).padStart(7)} ms total  ${String(f.calls).padStart(6)} calls  ${f.function}`);
+  console.log('EXPLAIN (ANALYZE, BUFFERS) of one transfer:');
+  for (const line of plan) console.log(`  ${line}`);
+
+  const path = join(here, 'results', process.env.PROFILE_NAME ?? 'ledger-profile.json');
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(
+    path,
+    `${JSON.stringify({ transfers: TRANSFERS, wall_ms_per_transfer: round(wallMs), top_level_ms: round(top?.mean_ms ?? NaN), statements, functions, explain: plan, load_average: loadavg(), finished_at: new Date().toISOString() }, null, 2)}\n`,
+  );
+  console.log(`written to ${path}`);
+  await db.end();
+  await root.end();
+} finally {
+  await server.stop();
+}
