@@ -2,15 +2,18 @@
 //
 // A fresh embedded PostgreSQL 18 (fsync on) with pg_stat_statements loaded
 // (shared_preload_libraries, track = all, so statements inside functions and
-// triggers count too) and track_functions = all. One client runs
-// PROFILE_TRANSFERS transfers one at a time (no contention: this is the CPU
-// cost, not the queueing), then prints
+// triggers count too) and track_functions = all, and two databases: `before`
+// (the committed migrations only) and `after` (plus migrations/current.sql,
+// the work in progress). One client per database runs PROFILE_TRANSFERS
+// transfers one at a time (no contention: this is the CPU cost, not the
+// queueing), the two interleaved in batches of 250 so that the machine's
+// load hits both alike; then, for each database, it prints
 //   - the wall time per transfer (round trip and commit included),
 //   - per transfer: each statement's executions and mean time,
 //   - per transfer: each function's self time (triggers included),
 //   - EXPLAIN (ANALYZE, BUFFERS) of one more transfer;
-// and writes tests/bench/results/ledger-profile.json (PROFILE_NAME overrides
-// the file name). Settings: PROFILE_TRANSFERS (3000), PROFILE_WALLETS (50).
+// and the ratios after/before; writes tests/bench/results/ledger-profile.json
+// (PROFILE_NAME overrides the file name). Settings: PROFILE_TRANSFERS (3000), PROFILE_WALLETS (50).
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -31,17 +34,24 @@ const server = await startBenchServer({
   'pg_stat_statements.max': '5000',
   track_functions: 'all',
 });
-try {
-  const { ownerUrl } = await freshBenchDatabase(server.rootUrl, 'pgwallet_profile');
-  await migrate(ownerUrl);
-  await graphileMigrate(['watch', '--once'], { databaseUrl: ownerUrl });
-  const rootDb = new URL(server.rootUrl);
-  rootDb.pathname = '/pgwallet_profile';
-  const root = new pg.Client({ connectionString: rootDb.toString() });
-  await root.connect();
-  await root.query('create extension if not exists pg_stat_statements');
+interface Profile {
+  wall_ms_per_transfer: number;
+  top_level_ms: number;
+  statements: Record<string, unknown>[];
+  functions: Record<string, unknown>[];
+  explain: string[];
+}
 
+async function createDatabase(database: string, withCurrent: boolean): Promise<string> {
+  const { ownerUrl } = await freshBenchDatabase(server.rootUrl, database);
+  await migrate(ownerUrl);
+  if (withCurrent) await graphileMigrate(['watch', '--once'], { databaseUrl: ownerUrl });
+  return ownerUrl;
+}
+
+async function prepare(database: string, ownerUrl: string) {
   const db = new pg.Client({ connectionString: ownerUrl });
+  db.on('error', () => undefined); // the server stopping at the end is not news
   await db.connect();
   const wallets: { userId: string; walletId: string; email: string }[] = [];
   for (let i = 0; i < WALLETS; i++) {
@@ -51,38 +61,45 @@ try {
     await db.query(`select ledger.move('deposit', ledger.system_account('revio_clearing', 'ZAR'), $1, 1000000000000, 'funds')`, [walletId]);
     wallets.push({ userId, walletId, email });
   }
+  let wallMs = 0;
   const transfer = async () => {
     const from = wallets[Math.floor(Math.random() * WALLETS)];
     let to = from;
     while (to === from) to = wallets[Math.floor(Math.random() * WALLETS)];
+    const t0 = performance.now();
     await db.query({
       name: 'transfer',
       text: 'select (app_private.transfer($1, $2, $3, $4, $5)).id',
       values: [from.userId, from.walletId, to.email, 1 + Math.floor(Math.random() * 100), randomUUID()],
     });
+    wallMs += performance.now() - t0;
   };
-  // Warm up (plans cached, tables no longer empty), then start counting.
+  // Warm up (plans cached, tables no longer empty).
   for (let i = 0; i < 2000; i++) await transfer();
   await db.query('analyze');
   for (let i = 0; i < 200; i++) await transfer();
-  await root.query('select pg_stat_statements_reset()');
-  await root.query('select pg_stat_reset()');
+  const su = new URL(server.rootUrl);
+  su.pathname = `/${database}`;
+  const admin = new pg.Client({ connectionString: su.toString() });
+  await admin.connect();
+  await admin.query('select pg_stat_reset()'); // this database's function statistics
+  await admin.end();
+  wallMs = 0;
+  return { database, db, wallets, transfer, wall: () => wallMs };
+}
 
-  const t0 = performance.now();
-  for (let i = 0; i < TRANSFERS; i++) await transfer();
-  const wallMs = (performance.now() - t0) / TRANSFERS;
-  await new Promise((r) => setTimeout(r, 700)); // function stats are flushed by the backend every so often
+async function report(root: pg.Client, p: Awaited<ReturnType<typeof prepare>>): Promise<Profile> {
+  const { db, wallets, database } = p;
   await db.query('select pg_stat_force_next_flush()');
   await db.query('select 1');
-
   const statements = (
     await root.query(
       `select regexp_replace(left(query, 110), '\\s+', ' ', 'g') as query, toplevel, calls,
               total_exec_time / $1 as ms_per_transfer, mean_exec_time as mean_ms, shared_blks_hit / calls::float as hits_per_call
          from pg_stat_statements s join pg_database d on d.oid = s.dbid
-        where d.datname = 'pgwallet_profile' and calls >= $1 / 2
+        where d.datname = $2 and calls >= $1 / 2
         order by total_exec_time desc limit 40`,
-      [TRANSFERS],
+      [TRANSFERS, database],
     )
   ).rows.map((r) => ({ ...r, ms_per_transfer: round(r.ms_per_transfer), mean_ms: round(r.mean_ms), hits_per_call: round(r.hits_per_call, 1), calls: Number(r.calls) }));
   const functions = (
@@ -93,39 +110,68 @@ try {
     )
   ).rows.map((r) => ({ ...r, calls: Number(r.calls), self_ms_per_transfer: round(r.self_ms_per_transfer), total_ms_per_transfer: round(r.total_ms_per_transfer) }));
   const top = statements.find((s) => s.toplevel && /app_private\.transfer/.test(s.query));
-
-  const [from, to] = [wallets[0], wallets[1]];
   await db.query('begin');
-  await db.query(`set local auto_explain.log_min_duration = -1`).catch(() => undefined);
-  const plan = (
+  const explain = (
     await db.query(`explain (analyze, buffers, costs off, summary on) select (app_private.transfer($1, $2, $3, 5, $4)).id`, [
-      from.userId,
-      from.walletId,
-      to.email,
+      wallets[0].userId,
+      wallets[0].walletId,
+      wallets[1].email,
       randomUUID(),
     ])
   ).rows.map((r) => r['QUERY PLAN'] as string);
   await db.query('commit');
+  const profile = { wall_ms_per_transfer: round(p.wall() / TRANSFERS), top_level_ms: round(top?.mean_ms ?? NaN), statements, functions, explain };
 
-  console.log(`per transfer, one client, ${TRANSFERS} transfers (load average ${loadavg()[0].toFixed(2)}):`);
-  console.log(`  wall time (round trip + execution + commit): ${round(wallMs)} ms`);
-  console.log(`  top-level statement execution: ${round(top?.mean_ms ?? NaN)} ms`);
+  console.log(`\n== ${database}: per transfer, one client, ${TRANSFERS} transfers`);
+  console.log(`  wall time (round trip + execution + commit): ${profile.wall_ms_per_transfer} ms`);
+  console.log(`  top-level statement execution: ${profile.top_level_ms} ms`);
   console.log('statements (pg_stat_statements, track = all; nested ones are part of their caller’s time):');
   for (const s of statements) console.log(`  ${String(s.ms_per_transfer).padStart(7)} ms/transfer  ${String(s.calls).padStart(6)} calls  ${s.hits_per_call} buffer hits/call  ${s.query}`);
   console.log('functions (track_functions = all; self time excludes what they call):');
   for (const f of functions) console.log(`  ${String(f.self_ms_per_transfer).padStart(7)} ms self ${String(f.total_ms_per_transfer).padStart(7)} ms total  ${String(f.calls).padStart(6)} calls  ${f.function}`);
   console.log('EXPLAIN (ANALYZE, BUFFERS) of one transfer:');
-  for (const line of plan) console.log(`  ${line}`);
+  for (const line of explain) console.log(`  ${line}`);
+  return profile;
+}
 
+try {
+  // Both databases first: creating one ends the other's connections.
+  const beforeUrl = await createDatabase('pgwallet_profile_before', false);
+  const afterUrl = await createDatabase('pgwallet_profile_after', true);
+  const before = await prepare('pgwallet_profile_before', beforeUrl);
+  const after = await prepare('pgwallet_profile_after', afterUrl);
+  const root = new pg.Client({ connectionString: server.rootUrl });
+  root.on('error', () => undefined);
+  await root.connect();
+  await root.query('create extension if not exists pg_stat_statements');
+  await root.query('select pg_stat_statements_reset()');
+  const loadBefore = loadavg();
+  for (let done = 0; done < TRANSFERS; done += 250) {
+    for (const p of done % 500 === 0 ? [before, after] : [after, before]) {
+      for (let i = 0; i < Math.min(250, TRANSFERS - done); i++) await p.transfer();
+    }
+  }
+  await new Promise((r) => setTimeout(r, 700));
+  const result = {
+    transfers: TRANSFERS,
+    before: await report(root, before),
+    after: await report(root, after),
+    load_average_before: loadBefore,
+    load_average_after: loadavg(),
+    finished_at: new Date().toISOString(),
+  };
+  const ratio = (k: 'wall_ms_per_transfer' | 'top_level_ms') => round(result.after[k] / result.before[k], 2);
+  console.log(`\nafter / before: wall time ${ratio('wall_ms_per_transfer')}, top-level execution ${ratio('top_level_ms')}; load average ${loadBefore[0].toFixed(2)} → ${loadavg()[0].toFixed(2)}`);
   const path = join(here, 'results', process.env.PROFILE_NAME ?? 'ledger-profile.json');
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(
-    path,
-    `${JSON.stringify({ transfers: TRANSFERS, wall_ms_per_transfer: round(wallMs), top_level_ms: round(top?.mean_ms ?? NaN), statements, functions, explain: plan, load_average: loadavg(), finished_at: new Date().toISOString() }, null, 2)}\n`,
-  );
+  writeFileSync(path, `${JSON.stringify({ ...result, ratios: { wall: ratio('wall_ms_per_transfer'), top_level: ratio('top_level_ms') } }, null, 2)}\n`);
   console.log(`written to ${path}`);
-  await db.end();
+  await before.db.end();
+  await after.db.end();
   await root.end();
+} catch (error) {
+  console.error(error);
+  process.exitCode = 1;
 } finally {
   await server.stop();
 }
