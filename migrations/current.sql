@@ -6,3 +6,5 @@
 --!include ledger/post_entry.sql
 --!include ledger/posting_triggers.sql
 --!include ledger/transfer.sql
+-- The API counts rate-limit hits in the process and adds them in batches.
+--!include abuse/rate_limit.sql
