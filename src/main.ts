@@ -38,10 +38,13 @@ await runCli(async () => {
     throw new StartupError(`Port ${config.port} is already in use, so the API cannot listen; stop the other process or set PORT.`);
   }
 
-  if (clustered && cluster.isPrimary) return superviseCluster(processes, logger);
-
   const payments = paymentSettingsFromEnv();
   const bankAccountKey = bankAccountKeyFor(config);
+  // Local secrets (development) are generated once, here, before any fork.
+  if (clustered && cluster.isPrimary) {
+    await tokenSettingsFor(config);
+    return superviseCluster(processes, logger);
+  }
 
   const local = config.authDatabaseUrl ? undefined : await startLocalDatabase(config.dataDir, config.embeddedPgPort);
   let revio: RevioWiring | undefined;
