@@ -37,6 +37,7 @@ const server = await startBenchServer({
 interface Profile {
   wall_ms_per_transfer: number;
   top_level_ms: number;
+  wal_bytes_per_transfer: number;
   statements: Record<string, unknown>[];
   functions: Record<string, unknown>[];
   explain: string[];
@@ -62,6 +63,7 @@ async function prepare(database: string, ownerUrl: string) {
     wallets.push({ userId, walletId, email });
   }
   let wallMs = 0;
+  let walBytes = 0;
   const transfer = async () => {
     const from = wallets[Math.floor(Math.random() * WALLETS)];
     let to = from;
@@ -85,7 +87,13 @@ async function prepare(database: string, ownerUrl: string) {
   await admin.query('select pg_stat_reset()'); // this database's function statistics
   await admin.end();
   wallMs = 0;
-  return { database, db, wallets, transfer, wall: () => wallMs };
+  // WAL written per batch (nothing else writes meanwhile: one client at a time).
+  const batch = async (n: number) => {
+    const lsn0 = (await db.query('select pg_current_wal_insert_lsn() as l')).rows[0].l;
+    for (let i = 0; i < n; i++) await transfer();
+    walBytes += Number((await db.query('select pg_current_wal_insert_lsn() - $1::pg_lsn as b', [lsn0])).rows[0].b);
+  };
+  return { database, db, wallets, batch, wall: () => wallMs, wal: () => walBytes };
 }
 
 async function report(root: pg.Client, p: Awaited<ReturnType<typeof prepare>>): Promise<Profile> {
@@ -120,11 +128,19 @@ async function report(root: pg.Client, p: Awaited<ReturnType<typeof prepare>>): 
     ])
   ).rows.map((r) => r['QUERY PLAN'] as string);
   await db.query('commit');
-  const profile = { wall_ms_per_transfer: round(p.wall() / TRANSFERS), top_level_ms: round(top?.mean_ms ?? NaN), statements, functions, explain };
+  const profile = {
+    wall_ms_per_transfer: round(p.wall() / TRANSFERS),
+    top_level_ms: round(top?.mean_ms ?? NaN),
+    wal_bytes_per_transfer: Math.round(p.wal() / TRANSFERS),
+    statements,
+    functions,
+    explain,
+  };
 
   console.log(`\n== ${database}: per transfer, one client, ${TRANSFERS} transfers`);
   console.log(`  wall time (round trip + execution + commit): ${profile.wall_ms_per_transfer} ms`);
   console.log(`  top-level statement execution: ${profile.top_level_ms} ms`);
+  console.log(`  WAL written: ${profile.wal_bytes_per_transfer} bytes`);
   console.log('statements (pg_stat_statements, track = all; nested ones are part of their caller’s time):');
   for (const s of statements) console.log(`  ${String(s.ms_per_transfer).padStart(7)} ms/transfer  ${String(s.calls).padStart(6)} calls  ${s.hits_per_call} buffer hits/call  ${s.query}`);
   console.log('functions (track_functions = all; self time excludes what they call):');
@@ -144,16 +160,64 @@ try {
   root.on('error', () => undefined);
   await root.connect();
   await root.query('create extension if not exists pg_stat_statements');
+  // The reference: pgbench's TPC-B-like transaction (BEGIN, 5 statements, END)
+  // on pgbench-shaped tables (scale 1) in the `after` database, the same way.
+  await after.db.query(`
+    create table pgbench_history (tid int, bid int, aid int, delta int, mtime timestamp, filler char(22));
+    create table pgbench_tellers (tid int not null primary key, bid int, tbalance int, filler char(84));
+    create table pgbench_accounts (aid int not null primary key, bid int, abalance int, filler char(84));
+    create table pgbench_branches (bid int not null primary key, bbalance int, filler char(88));
+    insert into pgbench_branches (bid, bbalance) values (1, 0);
+    insert into pgbench_tellers (tid, bid, tbalance) select t, 1, 0 from generate_series(1, 10) t;
+    insert into pgbench_accounts (aid, bid, abalance, filler) select a, 1, 0, '' from generate_series(1, 100000) a;`);
+  await after.db.query('vacuum analyze pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history');
+  let tpcbWall = 0;
+  let tpcbWal = 0;
+  const tpcb = async (n: number) => {
+    const q = after.db;
+    const lsn0 = (await q.query('select pg_current_wal_insert_lsn() as l')).rows[0].l;
+    for (let i = 0; i < n; i++) {
+      const delta = Math.floor(Math.random() * 10001) - 5000;
+      const aid = 1 + Math.floor(Math.random() * 100_000);
+      const tid = 1 + Math.floor(Math.random() * 10);
+      const t0 = performance.now();
+      await q.query('begin');
+      await q.query({ name: 'tpcb-1', text: 'update pgbench_accounts set abalance = abalance + $1 where aid = $2', values: [delta, aid] });
+      await q.query({ name: 'tpcb-2', text: 'select abalance from pgbench_accounts where aid = $1', values: [aid] });
+      await q.query({ name: 'tpcb-3', text: 'update pgbench_tellers set tbalance = tbalance + $1 where tid = $2', values: [delta, tid] });
+      await q.query({ name: 'tpcb-4', text: 'update pgbench_branches set bbalance = bbalance + $1 where bid = $2', values: [delta, 1] });
+      await q.query({ name: 'tpcb-5', text: 'insert into pgbench_history (tid, bid, aid, delta, mtime) values ($1, $2, $3, $4, current_timestamp)', values: [tid, 1, aid, delta] });
+      await q.query('end');
+      tpcbWall += performance.now() - t0;
+    }
+    tpcbWal += Number((await q.query('select pg_current_wal_insert_lsn() - $1::pg_lsn as b', [lsn0])).rows[0].b);
+  };
+  await tpcb(500); // warm-up
+  tpcbWall = 0;
+  tpcbWal = 0;
   await root.query('select pg_stat_statements_reset()');
   const loadBefore = loadavg();
   for (let done = 0; done < TRANSFERS; done += 250) {
-    for (const p of done % 500 === 0 ? [before, after] : [after, before]) {
-      for (let i = 0; i < Math.min(250, TRANSFERS - done); i++) await p.transfer();
-    }
+    const n = Math.min(250, TRANSFERS - done);
+    for (const run of done % 500 === 0 ? [() => before.batch(n), () => after.batch(n), () => tpcb(n)] : [() => tpcb(n), () => after.batch(n), () => before.batch(n)]) await run();
   }
   await new Promise((r) => setTimeout(r, 700));
+  const tpcbStatements = (
+    await root.query(
+      `select sum(s.mean_exec_time) as ms from pg_stat_statements s join pg_database d on d.oid = s.dbid
+        where d.datname = 'pgwallet_profile_after' and s.query ~ 'pgbench_' and s.toplevel`,
+    )
+  ).rows[0];
+  const reference = {
+    wall_ms_per_transaction: round(tpcbWall / TRANSFERS),
+    statements_ms_per_transaction: round(Number(tpcbStatements.ms)),
+    wal_bytes_per_transaction: Math.round(tpcbWal / TRANSFERS),
+  };
+  console.log(`\n== reference: pgbench TPC-B-like (7 round trips), same client, ${TRANSFERS} transactions`);
+  console.log(`  wall time: ${reference.wall_ms_per_transaction} ms; its 5 statements' execution: ${reference.statements_ms_per_transaction} ms; WAL written: ${reference.wal_bytes_per_transaction} bytes`);
   const result = {
     transfers: TRANSFERS,
+    tpcb_reference: reference,
     before: await report(root, before),
     after: await report(root, after),
     load_average_before: loadBefore,
@@ -162,6 +226,10 @@ try {
   };
   const ratio = (k: 'wall_ms_per_transfer' | 'top_level_ms') => round(result.after[k] / result.before[k], 2);
   console.log(`\nafter / before: wall time ${ratio('wall_ms_per_transfer')}, top-level execution ${ratio('top_level_ms')}; load average ${loadBefore[0].toFixed(2)} → ${loadavg()[0].toFixed(2)}`);
+  console.log(
+    `transfer / TPC-B-like: execution before ${round(result.before.top_level_ms / reference.statements_ms_per_transaction, 2)}, after ${round(result.after.top_level_ms / reference.statements_ms_per_transaction, 2)}; ` +
+      `WAL before ${round(result.before.wal_bytes_per_transfer / reference.wal_bytes_per_transaction, 2)}, after ${round(result.after.wal_bytes_per_transfer / reference.wal_bytes_per_transaction, 2)}`,
+  );
   const path = join(here, 'results', process.env.PROFILE_NAME ?? 'ledger-profile.json');
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify({ ...result, ratios: { wall: ratio('wall_ms_per_transfer'), top_level: ratio('top_level_ms') } }, null, 2)}\n`);
