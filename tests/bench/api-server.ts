@@ -17,7 +17,7 @@ const logger = makeLogger(process.env.BENCH_LOG_LEVEL ?? 'info');
 // WEB_CONCURRENCY > 1: as `npm start` does, several processes on one port
 // (port 0 in a cluster: every worker gets the same one; each prints it).
 if (cluster.isPrimary && webConcurrencyFrom() > 1) {
-  await superviseCluster(webConcurrencyFrom(), makeLogger('silent'));
+  await superviseCluster(webConcurrencyFrom(), makeLogger('info')); // restarts are logged
 } else {
   await serve();
 }

@@ -16,7 +16,7 @@ import { loadPublicKey } from '../../src/revio/index.ts';
 // WEB_CONCURRENCY > 1: several processes on one port, as `npm start` runs them
 // (BENCH_POOL connections in all).
 if (cluster.isPrimary && webConcurrencyFrom() > 1) {
-  await superviseCluster(webConcurrencyFrom(), makeLogger('silent'));
+  await superviseCluster(webConcurrencyFrom(), makeLogger('info')); // restarts are logged
 } else {
   await serve();
 }
