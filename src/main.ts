@@ -3,6 +3,7 @@
 // migrations and serves the API. With AUTH_DATABASE_URL it serves that server
 // as is: deploys run `npm run migrate` first, and /ready reports pending ones.
 import './graphile-env.ts';
+import cluster from 'node:cluster';
 import { tokenSettingsFor } from './auth/local-keys.ts';
 import { runCli } from './cli/run-cli.ts';
 import { loadConfig } from './config.ts';
@@ -11,6 +12,7 @@ import { startLocalDatabase } from './db/local.ts';
 import { migrate } from './db/migrate.ts';
 import { makePool } from './db/pools.ts';
 import { startApi } from './http/app.ts';
+import { clusterIndex, superviseCluster, webConcurrencyFrom } from './http/cluster.ts';
 import { makeLogger } from './logger.ts';
 import { createMetrics } from './metrics/registry.ts';
 import { paymentPgSettings, paymentSettingsFromEnv } from './payments/config.ts';
@@ -22,13 +24,27 @@ await runCli(async () => {
   const startedAt = performance.now();
   const config = loadConfig();
   const logger = makeLogger(config.logLevel);
-  // Checked first, so a busy port fails fast instead of after the database started.
-  if (!(await portIsFree(config.port, config.host))) {
+  // WEB_CONCURRENCY > 1: this process supervises that many API processes on
+  // one port (src/http/cluster.ts). Only with your own server: the embedded
+  // PostgreSQL belongs to one process.
+  const processes = webConcurrencyFrom();
+  if (processes > 1 && cluster.isPrimary && !config.authDatabaseUrl) {
+    logger.warn('WEB_CONCURRENCY > 1 needs AUTH_DATABASE_URL (the embedded PostgreSQL runs in one process); serving from one process');
+  }
+  const clustered = processes > 1 && Boolean(config.authDatabaseUrl);
+  // Checked first, so a busy port fails fast instead of after the database started
+  // (in a cluster, by the primary: the workers share its socket).
+  if (!cluster.isWorker && !(await portIsFree(config.port, config.host))) {
     throw new StartupError(`Port ${config.port} is already in use, so the API cannot listen; stop the other process or set PORT.`);
   }
 
   const payments = paymentSettingsFromEnv();
   const bankAccountKey = bankAccountKeyFor(config);
+  // Local secrets (development) are generated once, here, before any fork.
+  if (clustered && cluster.isPrimary) {
+    await tokenSettingsFor(config);
+    return superviseCluster(processes, logger);
+  }
 
   const local = config.authDatabaseUrl ? undefined : await startLocalDatabase(config.dataDir, config.embeddedPgPort);
   let revio: RevioWiring | undefined;
@@ -68,7 +84,8 @@ await runCli(async () => {
     });
     // The sandbox posts to us directly; real Revio needs the public address (PUBLIC_API_URL).
     const webhookBase = process.env.PUBLIC_API_URL || (revio.sandbox ? api.url : undefined);
-    const webhookUrl = webhookBase ? await revio.registerWebhook(webhookBase) : undefined;
+    // In a cluster, worker 0 registers for all.
+    const webhookUrl = webhookBase && clusterIndex() === 0 ? await revio.registerWebhook(webhookBase) : undefined;
     const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
     console.log(`pgwallet is ready in ${seconds} s: GraphQL at ${api.url}/graphql` + (config.env === 'development' ? ` (Ruru at ${api.url}/graphiql)` : ''));
     if (api.metricsUrl) console.log(`Metrics at ${api.metricsUrl}/metrics`);

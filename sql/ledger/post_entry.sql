@@ -1,7 +1,7 @@
 -- The one way money moves: an entry with two or more legs, written at once.
 -- The triggers do the bookkeeping (sequence, balance_after, stored balance)
 -- and refuse anything wrong; this function adds the lock order and the early,
--- clear errors.
+-- clear errors, in two statements (lock and check; entry and postings).
 
 create or replace function ledger.post_entry(
   p_kind ledger.entry_kind,
@@ -24,37 +24,35 @@ declare
   v_found bigint;
   v_unbalanced bigint;
 begin
-  -- One leg per account: a posting's sequence comes from its account row, so
-  -- two postings to one account in one INSERT would collide. Merge them.
-  select coalesce(array_agg(row(m.account_id, m.amount)::ledger.leg order by m.account_id) filter (where m.amount <> 0), '{}'),
-         coalesce(bool_or(m.bad), false)
-    into v_legs, v_bad_leg
-    from (select l.account_id, sum(l.amount)::bigint as amount,
-                 bool_or(l.account_id is null or l.amount is null or l.amount = 0) as bad
-            from unnest(p_legs) l group by l.account_id) m;
+  -- One statement merges the legs (one per account: a posting's sequence
+  -- comes from its account row, so two postings to one account in one INSERT
+  -- would collide), locks every account in id order, and sums the legs per
+  -- currency for an early, clear error (the deferred trigger on entries checks
+  -- again at commit). All writers lock accounts in id order (holds too), so
+  -- two entries touching the same accounts queue instead of deadlocking.
+  with merged as (
+    select l.account_id, sum(l.amount)::bigint as amount,
+           bool_or(l.account_id is null or l.amount is null or l.amount = 0) as bad
+      from unnest(p_legs) l group by l.account_id
+  ), locked as (
+    select a.id, a.currency from ledger.accounts a
+     where a.id = any (array(select m.account_id from merged m where m.amount <> 0 and not m.bad))
+     order by a.id
+       for update
+  ), per_currency as (
+    select count(*) as legs, sum(m.amount) as total
+      from locked k join merged m on m.account_id = k.id
+     group by k.currency
+  )
+  select (select coalesce(array_agg(row(m.account_id, m.amount)::ledger.leg order by m.account_id) filter (where m.amount <> 0), '{}') from merged m),
+         (select coalesce(bool_or(m.bad), false) from merged m),
+         (select coalesce(sum(g.legs), 0) from per_currency g),
+         (select count(*) filter (where g.total <> 0) from per_currency g)
+    into v_legs, v_bad_leg, v_found, v_unbalanced;
+
   if v_bad_leg then
     raise exception 'Every leg needs an account and a non-zero amount' using errcode = 'PW103'; -- AMOUNT_INVALID
   end if;
-
-  -- Written before the accounts are locked, to keep the locks short; its
-  -- postings follow below, and the whole entry is checked again at commit.
-  insert into ledger.entries (id, kind, memo, metadata, idempotency_ref, reverses_entry_id)
-  values (v_entry_id, p_kind, p_memo, coalesce(p_metadata, '{}'), p_idempotency_ref, p_reverses_entry_id);
-
-  -- Lock every account in id order. All writers lock this way (holds too),
-  -- so two entries touching the same accounts queue instead of deadlocking.
-  -- The same statement sums the legs per currency for an early, clear error
-  -- (the deferred trigger on entries checks again at commit).
-  select coalesce(sum(g.legs), 0), count(*) filter (where g.total <> 0)
-    into v_found, v_unbalanced
-    from (select k.currency, count(*) as legs, sum(l.amount) as total
-            from (select a.id, a.currency from ledger.accounts a
-                   where a.id = any (array(select l.account_id from unnest(v_legs) l))
-                   order by a.id
-                     for update) k
-            join unnest(v_legs) l on l.account_id = k.id
-           group by k.currency) g;
-
   if v_found <> cardinality(v_legs) then
     raise exception 'An account in this entry does not exist' using errcode = 'PW125'; -- ACCOUNT_NOT_FOUND
   end if;
@@ -63,8 +61,16 @@ begin
       using errcode = 'PW120'; -- ENTRY_UNBALANCED
   end if;
 
+  -- The entry and its postings in one statement. The posting trigger stamps
+  -- sequence and balance_after from the (already locked) account rows; one
+  -- statement-level trigger then brings all the accounts up to date at once.
+  with e as (
+    insert into ledger.entries (id, kind, memo, metadata, idempotency_ref, reverses_entry_id)
+    values (v_entry_id, p_kind, p_memo, coalesce(p_metadata, '{}'), p_idempotency_ref, p_reverses_entry_id)
+    returning id
+  )
   insert into ledger.postings (entry_id, account_id, amount)
-  select v_entry_id, l.account_id, l.amount from unnest(v_legs) l order by l.account_id;
+  select e.id, l.account_id, l.amount from e, unnest(v_legs) l order by l.account_id;
 
   return v_entry_id;
 end;

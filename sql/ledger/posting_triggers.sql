@@ -50,23 +50,29 @@ create or replace trigger _100_sequence before insert on ledger.postings
   for each row execute function ledger.tg_postings_before_insert();
 
 -- AFTER, so that the accounts guard can see the posting that explains the
--- new balance. Two postings to one account in a single INSERT statement would
--- get the same sequence number and fail on the unique key: post_entry merges
--- legs per account for this reason.
+-- new balance. Once per INSERT statement, not per row: one UPDATE brings every
+-- account of the entry up to date (the transition table holds the statement's
+-- postings with the sequence and balance_after the row trigger stamped). Two
+-- postings to one account in a single INSERT statement would get the same
+-- sequence number and fail on the unique key: post_entry merges legs per
+-- account for this reason.
 create or replace function ledger.tg_postings_apply()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-  update ledger.accounts
-     set balance = new.balance_after, version = new.sequence
-   where id = new.account_id;
+  update ledger.accounts a
+     set balance = p.balance_after, version = p.sequence
+    from new_postings p
+   where a.id = p.account_id;
   return null;
 end;
 $$;
-create or replace trigger _200_apply after insert on ledger.postings
-  for each row execute function ledger.tg_postings_apply();
+drop trigger if exists _200_apply on ledger.postings;
+create trigger _200_apply after insert on ledger.postings
+  referencing new table as new_postings
+  for each statement execute function ledger.tg_postings_apply();
 
 revoke all on function ledger.tg_postings_before_insert() from public;
 revoke all on function ledger.tg_postings_apply() from public;

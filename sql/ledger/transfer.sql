@@ -37,7 +37,6 @@ declare
   v_caller text := 'user:' || p_caller;
   v_entry_id uuid := uuidv7();
   v_first_entry_id uuid;
-  v_from ledger.accounts;
   v_recipient record;
 begin
   perform ledger.assert_amount(p_amount);
@@ -52,21 +51,22 @@ begin
     return app_private.transfer_entry(v_first_entry_id);
   end if;
 
-  -- Someone else's wallet is reported exactly like a missing one.
-  select a.* into v_from from ledger.accounts a
-   where a.id = p_from_wallet_id and a.kind = 'user_wallet' and a.owner_id = p_caller;
+  -- The sender's wallet and the recipient with their wallet in its currency,
+  -- in one statement. Someone else's wallet is reported exactly like a
+  -- missing one.
+  select f.id as from_id, f.currency, u.id as user_id, u.full_name, u.email_verified_at is not null as verified,
+         a.id as wallet_id into v_recipient
+    from ledger.accounts f
+    left join app_public.users u on u.email = btrim(p_to_email)::citext
+    left join ledger.accounts a on a.kind = 'user_wallet' and a.owner_id = u.id and a.currency = f.currency
+   where f.id = p_from_wallet_id and f.kind = 'user_wallet' and f.owner_id = p_caller;
   if not found then
     raise exception 'Wallet % not found', p_from_wallet_id using errcode = 'PW106'; -- WALLET_NOT_FOUND
   end if;
-
-  select u.id, u.full_name, u.email_verified_at is not null as verified, a.id as wallet_id into v_recipient
-    from app_public.users u
-    left join ledger.accounts a on a.kind = 'user_wallet' and a.owner_id = u.id and a.currency = v_from.currency
-   where u.email = btrim(p_to_email)::citext;
-  if not found then
+  if v_recipient.user_id is null then
     raise exception 'No user has the email address %', p_to_email using errcode = 'PW107'; -- RECIPIENT_NOT_FOUND
   end if;
-  if v_recipient.id = p_caller then
+  if v_recipient.user_id = p_caller then
     raise exception 'You cannot transfer money to yourself' using errcode = 'PW108'; -- TRANSFER_TO_SELF
   end if;
   -- Money goes only to addresses proven to belong to someone (issue 9 §4).
@@ -74,16 +74,18 @@ begin
     raise exception '% has not verified their email address yet', p_to_email using errcode = 'PW007'; -- RECIPIENT_UNVERIFIED
   end if;
   if v_recipient.wallet_id is null then
-    raise exception 'The recipient has no % wallet', v_from.currency using errcode = 'PW104'; -- CURRENCY_MISMATCH
+    raise exception 'The recipient has no % wallet', v_recipient.currency using errcode = 'PW104'; -- CURRENCY_MISMATCH
   end if;
 
   -- Accounts are locked only in here, after every check above, to keep the
-  -- time wallets stay locked short.
-  perform ledger.move('transfer', v_from.id, v_recipient.wallet_id, p_amount, v_memo,
-                      jsonb_build_object('from_user', p_caller, 'to_user', v_recipient.id),
-                      v_caller || '/' || p_idempotency_key, v_entry_id);
+  -- time wallets stay locked short (post_entry directly: move would only
+  -- check the amount again).
+  perform ledger.post_entry('transfer',
+                            array[row(v_recipient.from_id, -p_amount), row(v_recipient.wallet_id, p_amount)]::ledger.leg[],
+                            v_memo, jsonb_build_object('from_user', p_caller, 'to_user', v_recipient.user_id),
+                            v_caller || '/' || p_idempotency_key, null, v_entry_id);
   -- The entry as transfer_entry(v_entry_id) would read it back.
-  return row(v_entry_id, 'transfer', p_amount, v_from.currency, v_memo, v_from.id, v_recipient.wallet_id,
+  return row(v_entry_id, 'transfer', p_amount, v_recipient.currency, v_memo, v_recipient.from_id, v_recipient.wallet_id,
              v_recipient.full_name, now())::app_public.transfer_entry;
 end;
 $$;
@@ -155,8 +157,8 @@ begin
   if not found then
     raise exception 'Wallet % not found', p_wallet_id using errcode = 'PW106'; -- WALLET_NOT_FOUND
   end if;
-  return ledger.move('fee', v_from.id, ledger.system_account('fees', v_from.currency), p_amount, p_memo,
-                     '{}', v_caller || '/' || p_idempotency_key, v_entry_id);
+  return ledger.post_entry('fee', array[row(v_from.id, -p_amount), row(ledger.system_account('fees', v_from.currency), p_amount)]::ledger.leg[],
+                           p_memo, '{}', v_caller || '/' || p_idempotency_key, null, v_entry_id);
 end;
 $$;
 

@@ -16,6 +16,8 @@ export interface EmbeddedOptions {
   superuserPassword: string;
   /** Durable (fsync on) for `npm start`; throwaway and fast for tests. */
   durable: boolean;
+  /** Extra server settings (`-c name=value`), e.g. shared_preload_libraries for profiling. */
+  settings?: Record<string, string>;
 }
 
 export interface EmbeddedServer {
@@ -76,7 +78,7 @@ function letServerReachFolder(dir: string): void {
 }
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedServer> {
-  const { dir, port, superuserPassword, durable } = options;
+  const { dir, port, superuserPassword, durable, settings = {} } = options;
   assertFolderUsable(dir);
   letServerReachFolder(dir);
   if (!(await portIsFree(port))) {
@@ -96,7 +98,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     persistent: durable,
     createPostgresUser: true,
     initdbFlags: ['--encoding=UTF8', '--locale=C.UTF-8'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', ...speedFlags],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', ...speedFlags, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])],
     onLog: (message: string) => {
       for (const line of String(message).split('\n')) {
         const match = /\b(?:FATAL|PANIC|initdb: error):\s*(.*)$/.exec(line);

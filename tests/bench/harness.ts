@@ -12,10 +12,10 @@ import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { freePort } from '../helpers/ports.ts';
 
 /** BENCH_DATABASE_URL (a superuser URL) if set, else a fresh embedded PostgreSQL 18 with fsync on. */
-export async function startBenchServer(): Promise<{ rootUrl: string; stop(): Promise<void>; kind: string }> {
+export async function startBenchServer(settings?: Record<string, string>): Promise<{ rootUrl: string; stop(): Promise<void>; kind: string }> {
   if (process.env.BENCH_DATABASE_URL) return { rootUrl: process.env.BENCH_DATABASE_URL, stop: async () => undefined, kind: 'BENCH_DATABASE_URL' };
   const dir = mkdtempSync(join(tmpdir(), 'pgwallet-bench-'));
-  const server = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port: await freePort(), superuserPassword: 'bench', durable: true });
+  const server = await startEmbeddedPostgres({ dir: join(dir, 'pg'), port: await freePort(), superuserPassword: 'bench', durable: true, settings });
   return {
     rootUrl: server.url('postgres'),
     kind: 'embedded PostgreSQL 18 (fsync on)',
@@ -28,7 +28,7 @@ export async function startBenchServer(): Promise<{ rootUrl: string; stop(): Pro
 
 /**
  * Runs `script` in production mode with `env` and waits for the first stdout
- * line, `{"url": …}`. BENCH_API_CPU_PROFILE=<dir> writes a V8 CPU profile there.
+ * line `{"url": …}` (log lines may come before it). BENCH_API_CPU_PROFILE=<dir> writes a V8 CPU profile there.
  */
 export async function startApiProcess(script: string, env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
   const profile = process.env.BENCH_API_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_API_CPU_PROFILE}`] : [];
@@ -36,11 +36,26 @@ export async function startApiProcess(script: string, env: Record<string, string
     env: { ...process.env, NODE_ENV: 'production', GRAPHILE_ENV: 'production', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
+  // Log lines (info level) may come first; the ready line is the one without a level.
+  const url = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    const onLine = (line: string) => {
+      try {
+        const parsed = JSON.parse(line);
+        if (parsed.url && parsed.level === undefined) {
+          lines.off('line', onLine);
+          resolve(parsed.url);
+        }
+      } catch {
+        // not JSON: ignore
+      }
+    };
+    lines.on('line', onLine);
     child.once('exit', (code) => reject(new Error(`API process exited with ${code}`)));
   });
-  return { url: JSON.parse(line).url, child };
+  // Keep draining stdout (request logs), or the API would block on a full pipe.
+  child.stdout!.resume();
+  return { url, child };
 }
 
 /**

@@ -13,12 +13,14 @@
 // Settings: BENCH_LEVELS (concurrency levels, "1,4,16,32,64"), BENCH_EVENTS
 // (distinct deposits per level, 3000), BENCH_DUPLICATES (share of extra
 // duplicate deliveries, 0.1), BENCH_USERS (200), BENCH_POOL (the API's
-// connections, 16), BENCH_DATABASE_URL (a superuser URL; default: a fresh
+// connections, 16), BENCH_WEB_CONCURRENCY (API processes on one port, 1),
+// BENCH_DATABASE_URL (a superuser URL; default: a fresh
 // embedded PostgreSQL 18 with fsync on in a temporary folder).
 import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -39,7 +41,12 @@ const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** di
 const percentile = (sorted: Float64Array, p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 
 const startWebhookApi = (authUrl: string, publicKeyPem: string) =>
-  startApiProcess(join(here, 'webhook-server.ts'), { BENCH_AUTH_URL: authUrl, BENCH_PUBLIC_KEY: publicKeyPem, BENCH_POOL: String(POOL) });
+  startApiProcess(join(here, 'webhook-server.ts'), {
+    BENCH_AUTH_URL: authUrl,
+    BENCH_PUBLIC_KEY: publicKeyPem,
+    BENCH_POOL: String(POOL),
+    WEB_CONCURRENCY: process.env.BENCH_WEB_CONCURRENCY ?? '1',
+  });
 
 interface Deposit {
   id: string;
@@ -236,13 +243,17 @@ async function main() {
       server: server.kind,
       levels: results,
       ledger_health: health,
+      web_concurrency: Number(process.env.BENCH_WEB_CONCURRENCY ?? 1),
+      load_average_after: loadavg(),
+      cores: availableParallelism(),
       finished_at: new Date().toISOString(),
     };
     const path = join(here, 'results', 'webhooks.json');
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, `${JSON.stringify(output, null, 2)}\n`);
     console.log(`written to ${path}`);
-    if (credited !== distinct || entries !== distinct) process.exitCode = 1;
+    console.log(`machine load average (1/5/15 min) after: ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} cores`);
+    if (credited !== distinct || entries !== distinct || Number(health.unbalanced_currencies) !== 0 || Number(health.drifting_accounts) !== 0) process.exitCode = 1;
   } finally {
     if (api && api.exitCode === null) {
       const exited = new Promise((resolve) => api!.once('exit', resolve));
