@@ -190,6 +190,8 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     REVIO_RETRY_BASE_MS: '100',
     RECONCILIATION_MIN_AGE_SECONDS: '1',
     WITHDRAWAL_DAILY_LIMIT_CENTS: '1000000000',
+    // The model spends a deposit as soon as it is credited (clearing is tested in payments-lifecycle).
+    DEPOSIT_CLEARING_SECONDS: '0',
   };
   delete common.DATABASE_URL;
   delete common.AUTH_DATABASE_URL;

@@ -6,7 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { generatePrivateJwk, loadSigningKeys } from '../../src/auth/keys.ts';
-import { makePool } from '../../src/db/pools.ts';
+import { connectionOptions, makePool } from '../../src/db/pools.ts';
 import { startApi, type Api } from '../../src/http/app.ts';
 import { makeLogger } from '../../src/logger.ts';
 import type { Metrics } from '../../src/metrics/registry.ts';
@@ -51,6 +51,8 @@ export const TEST_PAYMENTS: Partial<PaymentSettings> = {
   quickRetries: 3,
   retryBaseMs: 20,
   reconcileMinAgeSeconds: 0,
+  // Credits available at once, as before clearing existed (tests/payments-lifecycle.test.ts sets its own).
+  depositClearingSeconds: 0,
 };
 
 export async function startPaymentsStack(label: string, options: StackOptions = {}): Promise<PaymentsStack> {
@@ -60,7 +62,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
   const revio = clientFor(sandbox, { timeoutMs: options.clientTimeoutMs ?? 1_000 });
   const payments = { ...paymentSettingsFromEnv({}), ...TEST_PAYMENTS, ...options.payments };
   const bankAccountKey = parseBankAccountKey(generateBankAccountKey());
-  const authPool = makePool(db.authUrl, 'test-api', logger, 20);
+  const authPool = makePool(db.authUrl, 'test-api', logger, 20, paymentPgSettings(payments));
   const tokens = { keys: await loadSigningKeys(await generatePrivateJwk()), issuer: 'pgwallet', audience: 'pgwallet-api', ttlSeconds: 900 };
   const api = await startApi({
     host: '127.0.0.1',
@@ -79,7 +81,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
   const worker = options.worker === false
     ? undefined
     : await startWorker({ connectionString: db.ownerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey } });
-  const owner = new pg.Pool({ connectionString: db.ownerUrl, max: 5 });
+  const owner = new pg.Pool({ connectionString: db.ownerUrl, max: 5, options: connectionOptions(paymentPgSettings(payments)) });
 
   return {
     db, owner, sandbox, revio, api, url: api.url, worker, payments, bankAccountKey,

@@ -7,8 +7,11 @@ import type { RevioClient } from '../../revio/index.ts';
 import { ledgerExpireHolds } from './ledger-expire-holds.ts';
 import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
 import { revioCreatePayout } from './revio-create-payout.ts';
+import { paymentsReleaseCleared } from './payments-release-cleared.ts';
+import { revioCancelPurchase } from './revio-cancel-purchase.ts';
 import { revioCreatePurchase } from './revio-create-purchase.ts';
 import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts';
+import { revioRefundPurchase } from './revio-refund-purchase.ts';
 
 /** What the Revio tasks need; without it they are not registered and their jobs wait. */
 export interface RevioTaskDeps {
@@ -26,11 +29,14 @@ export function makeTaskList(settings: TaskSettings): TaskList {
   const tasks: TaskList = {
     ledger_expire_holds: ledgerExpireHolds,
     ledger_purge_idempotency: ledgerPurgeIdempotency(settings.idempotencyRetentionDays),
+    'payments.release_cleared': paymentsReleaseCleared,
   };
   const revio = settings.revio;
   if (revio) {
     tasks['revio.create_purchase'] = revioCreatePurchase(revio.client, revio.payments);
     tasks['revio.create_payout'] = revioCreatePayout(revio.client, revio.bankAccountKey, revio.payments);
+    tasks['revio.refund_purchase'] = revioRefundPurchase(revio.client, revio.payments);
+    tasks['revio.cancel_purchase'] = revioCancelPurchase(revio.client, revio.payments);
     tasks['revio.reconcile_pending'] = revioReconcilePending(revio.client, revio.payments);
     tasks['revio.reconcile_daily'] = revioReconcileDaily(revio.client, revio.payments);
   }
@@ -45,6 +51,7 @@ export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem
   return parseCronItems([
     { task: 'ledger_expire_holds', match: '* * * * *', identifier: 'ledger_expire_holds', options: { backfillPeriod: 0, maxAttempts: 3 } },
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
+    { task: 'payments.release_cleared', match: '* * * * *', identifier: 'payments.release_cleared', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...(options.revio
       ? [
           { task: 'revio.reconcile_pending', match: '*/5 * * * *', identifier: 'revio.reconcile_pending', options: { backfillPeriod: 0, maxAttempts: 3 } },
