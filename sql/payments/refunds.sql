@@ -163,6 +163,22 @@ begin
 end;
 $$;
 
+-- Revio took the refund call and is working on it (it answered the purchase
+-- in pending_refund). Also set from that purchase event; this covers a
+-- snapshot the inbox dropped as a duplicate (same status and updated_on
+-- second as an earlier pending_refund).
+create or replace function app_private.mark_refund_submitted(p_refund_id uuid, p_revio_status text)
+returns void
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  update app_public.refunds set status = 'submitted', revio_status = p_revio_status
+   where id = p_refund_id and status = 'requested';
+end;
+$$;
+
 -- Revio refused the refund or reported it failed: release the hold. The
 -- share taken out of the clearing hold goes back into it while clearing lasts.
 create or replace function app_private.fail_refund(p_refund_id uuid, p_reason text)
@@ -221,5 +237,6 @@ revoke all on function app_public.refund_deposit(uuid, bigint, text, text) from 
 revoke all on function app_private.refund_for_revio(uuid) from public;
 revoke all on function app_private.mark_refund_requested(uuid, bigint) from public;
 revoke all on function app_private.fail_refund(uuid, text) from public;
+revoke all on function app_private.mark_refund_submitted(uuid, text) from public;
 revoke all on function app_private.succeed_refund(uuid, text, text) from public;
 grant execute on function app_public.refund_deposit(uuid, bigint, text, text) to app_user, app_admin;

@@ -93,6 +93,8 @@ export interface RevioSandbox {
   payout(id: string): Payout | undefined;
   purchases(): Purchase[];
   payouts(): Payout[];
+  /** Refund and chargeback Payments. */
+  payments(): RevioPayment[];
   webhooks(): Webhook[];
   deliveries(): ReturnType<typeof describeDelivery>[];
   /** Resolves when no webhook delivery is pending or in flight. */
@@ -201,6 +203,7 @@ export async function startRevioSandbox(options: RevioSandboxOptions = {}): Prom
     payout: (id) => state.payouts[id],
     purchases: () => Object.values(state.purchases),
     payouts: () => Object.values(state.payouts),
+    payments: () => Object.values(state.payments ?? {}),
     webhooks: () => Object.values(state.webhooks),
     deliveries: () => state.deliveries.map((d) => describeDelivery(d, true)),
     whenDeliveriesIdle: () => engine.whenIdle(),

@@ -56,6 +56,7 @@ export function revioRefundPurchase(revio: RevioClient, settings: RevioJobSettin
       // A final refusal (400 purchase_refund_error) reaches onRefused, which fails the refund.
       const answer = await revio.refundPurchase(refund.revio_purchase_id!, refund.amount);
       const outcome = await applyRevioObject(helpers, asEventBody(answer));
+      if (answer.type === 'purchase') await helpers.query('select app_private.mark_refund_submitted($1, $2)', [refundId, answer.status]);
       helpers.logger.info(`refund ${refundId}: Revio answered ${answer.type} (${String(answer.status ?? '')}) ${outcome}`);
     });
   };
