@@ -106,3 +106,4 @@ create index if not exists reversals_deposit_idx on app_public.reversals (deposi
 --!include payments/cancellations.sql
 --!include payments/reconciliation.sql
 --!include payments/lifecycle_policies.sql
+--!include metrics/snapshot.sql
