@@ -23,7 +23,15 @@ grant select (id, deposit_id, wallet_id, amount, currency, reason, by_admin, ide
 grant select (id, deposit_id, wallet_id, kind, amount, currency, debited_amount, receivable_amount, reviewed_at, created_at)
   on app_public.reversals to app_user;
 grant select (clears_at, cleared_at, refunded_amount, reversed_amount, cancelled_at) on app_public.deposits to app_user;
-grant select on app_public.refunds, app_public.reversals to app_auditor;
+
+-- Auditors read refunds through a view, like every other payment table.
+create or replace view audit.refunds as
+  select r.id, r.created_at, r.deposit_id, r.user_id, r.wallet_id, r.amount, r.currency, r.reason, r.requested_by, r.by_admin,
+         r.status, r.hold_id, r.refundable_before, r.refund_requested_at, r.revio_payment_id, r.revio_status,
+         r.debit_entry_id, r.failure_reason, r.needs_attention, r.attention_reason, r.closed_at
+    from app_public.refunds r
+   order by r.created_at desc;
+grant select on audit.refunds to app_auditor;
 
 comment on table app_public.refunds is
   E'@behavior -insert -update -delete\nA refund of a credited deposit back to the card or account it was paid from (refundDeposit).';
