@@ -684,7 +684,11 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     await reconcile();
     await sleep(1_500);
     progress(settled ? 'settled' : 'settle timed out');
-    if (!settled) violation(`not settled within ${options.settleTimeoutMs / 1000} s: ${openRows.length} deposits/withdrawals neither final nor flagged, e.g. ${JSON.stringify(openRows.slice(0, 3))}`);
+    if (!settled) {
+      const waiting = await sql(`select task_identifier, count(*)::int as n, max(attempts) as attempts, max(last_error) as last_error from graphile_worker.jobs
+                                  where attempts < max_attempts and task_identifier <> 'revio.reconcile_pending' group by 1`).catch(() => []);
+      violation(`not settled within ${options.settleTimeoutMs / 1000} s: ${openRows.length} deposits/withdrawals neither final nor flagged, e.g. ${JSON.stringify(openRows.slice(0, 3))}; jobs waiting: ${JSON.stringify(waiting)}`);
+    }
 
     // ---- Hostile input: nothing recorded, no 5xx, stable codes.
     const before = await sql(`select (select count(*) from ledger.entries) as entries, (select count(*) from app_public.deposits) as deposits, (select count(*) from app_public.withdrawals) as withdrawals, (select count(*) from app_public.bank_accounts) as banks`);
