@@ -343,7 +343,14 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     progress(`creating ${options.users} users`);
     await eachLimited(Array.from({ length: options.users }, (_, i) => i), 16, async (i) => {
       const email = `fault-${options.seed}-${i}@example.com`;
-      const registered = await graphqlSure('mutation($i: RegisterInput!) { register(input: $i) { accessToken user { rowId } } }', { i: { email, password: PASSWORD, fullName: `Fault ${i}` } });
+      let registered = await graphqlSure('mutation($i: RegisterInput!) { register(input: $i) { accessToken user { rowId } } }', { i: { email, password: PASSWORD, fullName: `Fault ${i}` } });
+      if (registered.errors?.[0]?.extensions?.code === 'EMAIL_TAKEN') {
+        // A retry after a lost answer (a slow machine): the first try registered; sign in instead.
+        const login = await graphqlSure('mutation($i: LoginInput!) { login(input: $i) { accessToken } }', { i: { email, password: PASSWORD } });
+        const token = login.data?.login?.accessToken as string | undefined;
+        const me = token ? await graphqlSure('{ currentUser { rowId } }', {}, token) : undefined;
+        if (token && me?.data?.currentUser) registered = { ...registered, errors: undefined, data: { register: { accessToken: token, user: me.data.currentUser } } };
+      }
       if (!registered.data?.register) throw new Error(`register ${email}: ${JSON.stringify(registered.errors)}`);
       const token = registered.data.register.accessToken as string;
       const wallets = await graphqlSure('{ allWallets { nodes { rowId currency } } }', {}, token);
