@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { generatePrivateJwk } from '../../src/auth/keys.ts';
 import { loadLocalSecrets, localUrls, startLocalDatabase } from '../../src/db/local.ts';
-import { migrate } from '../../src/db/migrate.ts';
+import { graphileMigrate, migrate } from '../../src/db/migrate.ts';
 import { makeLogger } from '../../src/logger.ts';
 import { generateBankAccountKey } from '../../src/payments/bank-crypto.ts';
 import { createRevioClient, type RevioClient } from '../../src/revio/index.ts';
@@ -156,6 +156,8 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
   progress(`bootstrapping PostgreSQL in ${dataDir}`);
   const local = await startLocalDatabase(dataDir, pgPort);
   await migrate(local.databaseUrl);
+  // Work in progress in migrations/current.sql runs under faults too, as in the test suite's set-up.
+  if (!process.env.TEST_COMMITTED_ONLY) await graphileMigrate(['watch', '--once'], { databaseUrl: local.databaseUrl });
   await installWorkerSchema(local.databaseUrl, makeLogger('silent'));
   await sleep(500); // let the bootstrap's pools close their idle connections first
   await local.stop();
