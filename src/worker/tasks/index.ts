@@ -51,9 +51,10 @@ export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem
   return parseCronItems([
     { task: 'ledger_expire_holds', match: '* * * * *', identifier: 'ledger_expire_holds', options: { backfillPeriod: 0, maxAttempts: 3 } },
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
-    { task: 'payments.release_cleared', match: '* * * * *', identifier: 'payments.release_cleared', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...(options.revio
       ? [
+          // Deposits (and so clearing holds) exist only with Revio; each also has its own job at clears_at.
+          { task: 'payments.release_cleared', match: '* * * * *', identifier: 'payments.release_cleared', options: { backfillPeriod: 0, maxAttempts: 3 } },
           { task: 'revio.reconcile_pending', match: '*/5 * * * *', identifier: 'revio.reconcile_pending', options: { backfillPeriod: 0, maxAttempts: 3 } },
           { task: 'revio.reconcile_daily', match: '30 3 * * *', identifier: 'revio.reconcile_daily', options: { backfillPeriod: 0, maxAttempts: 5 } },
         ]
