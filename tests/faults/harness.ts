@@ -752,6 +752,9 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       // Jobs a killed worker had locked stay locked for graphile-worker's 4 hours; a worker started
       // after the lock cannot hold it, so its locks are released (docs/faults.md, finding 2).
       await sql(`select graphile_worker.force_unlock_workers(array_agg(distinct locked_by)) from graphile_worker.jobs where locked_at is not null and locked_at < $1`, [new Date(worker.startedAt - 1_000)]).catch(() => undefined);
+      // The same for a runner the worker process restarted after a PostgreSQL restart (finding 7): no job
+      // here runs for a minute (Revio calls time out after 1.5 s), so an older lock is an orphan.
+      await sql(`select graphile_worker.force_unlock_workers(array_agg(distinct locked_by)) from graphile_worker.jobs where locked_at < now() - interval '60 seconds'`).catch(() => undefined);
       await sql(`select graphile_worker.reschedule_jobs(array_agg(id), run_at := now()) from graphile_worker.jobs where locked_at is null and attempts < max_attempts and run_at > now()`).catch(() => undefined);
       await reconcile();
       openRows = await sql(`
@@ -803,14 +806,16 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
                                        (select count(*) from ledger.postings p where p.entry_id = d.credit_entry_id and p.account_id = d.wallet_id) as credits
                                   from app_public.deposits d`);
     const depositByPurchase = new Map(deposits.filter((d) => d.revio_purchase_id).map((d) => [d.revio_purchase_id, d]));
-    const paidPurchases = Object.values(state.purchases).filter((p) => p.status === 'paid');
+    // Paid, and perhaps refunded or charged back since (those are checked below).
+    const WAS_PAID = new Set(['paid', 'refunded', 'pending_refund', 'chargeback']);
+    const paidPurchases = Object.values(state.purchases).filter((p) => WAS_PAID.has(p.status));
     check('every purchase the sandbox marked paid is credited exactly once', paidPurchases.flatMap((p) => {
       const d = depositByPurchase.get(p.id);
       if (!d) return [`paid purchase ${p.id} (reference ${p.reference}) has no deposit`];
       if (d.status !== 'paid' || Number(d.credits) !== 1) return [`paid purchase ${p.id}: deposit ${d.id} is ${d.status} with ${d.credits} credit postings`];
       if (String(p.purchase.total) !== d.amount) return [`paid purchase ${p.id} of ${p.purchase.total}: deposit ${d.id} is for ${d.amount}`];
       return [];
-    }).concat(deposits.filter((d) => d.status === 'paid' && state.purchases[d.revio_purchase_id]?.status !== 'paid').map((d) => `deposit ${d.id} is paid but its purchase ${d.revio_purchase_id} is ${state.purchases[d.revio_purchase_id]?.status}`)));
+    }).concat(deposits.filter((d) => d.status === 'paid' && !WAS_PAID.has(state.purchases[d.revio_purchase_id]?.status)).map((d) => `deposit ${d.id} is paid but its purchase ${d.revio_purchase_id} is ${state.purchases[d.revio_purchase_id]?.status}`)));
 
     const withdrawals = await sql(`select w.id, w.status::text, w.amount::text, w.revio_payout_id, w.needs_attention, h.status::text as hold_status
                                      from app_public.withdrawals w left join ledger.holds h on h.id = w.hold_id`);
