@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ledgerHealth, HEALTHY } from './helpers/ledger.ts';
 import {
   addBankAccount, balance, codeOf, createDeposit, deliveriesFor, depositRow, eventually, fundByDeposit, paidEvent, postWebhook,
-  refundDeposit, refundRow, requestWithdrawal, signUp, signUpAdmin, startPaymentsStack, withdrawalRow,
+  refundDeposit, refundRow, requestWithdrawal, runJob, signUp, signUpAdmin, startPaymentsStack, withdrawalRow,
   type PaymentsStack, type Person,
 } from './helpers/payments.ts';
 
@@ -240,6 +240,21 @@ describe('chargebacks and Revio refunds after the credit', () => {
     expect(replay.body.outcome).toBe('ignored');
     expect(await balance(stack, person.walletId)).toEqual({ balance: 6_000n, held: 0n });
     expect((await deliveriesFor(stack, payment.id)).map((d) => d.outcome)).not.toContain('unmatched');
+  });
+});
+
+describe('a chargeback whose webhook never comes', () => {
+  it('is reported by the daily reconciliation as taken_back_differs', async () => {
+    const person = await signUp(stack, 'cb-lost');
+    const depositId = await fundByDeposit(stack, person, 10_000);
+    const purchaseId = await purchaseOf(depositId);
+    stack.sandbox.faults.set({ webhooks: { outage: { startsInMs: 0, mode: 'drop' } } });
+    stack.sandbox.chargebackPurchase(purchaseId, 2_500);
+    await runJob(stack, 'revio.reconcile_daily');
+    const { rows } = await stack.owner.query(`select kind, detail from audit.revio_discrepancies where deposit_id = $1`, [depositId]);
+    expect(rows.map((r) => r.kind)).toEqual(['taken_back_differs']);
+    expect(rows[0].detail).toMatch(/refundable ZAR 75.00.*left after refunds and chargebacks ZAR 100.00/);
+    expect(await balance(stack, person.walletId)).toEqual({ balance: 10_000n, held: 0n }); // nothing moved by itself
   });
 });
 

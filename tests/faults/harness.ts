@@ -774,6 +774,13 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     await sleep(1_500);
     await reconcile();
     await sleep(1_500);
+    // The daily check, as its cron would: it reports refunds and chargebacks whose webhooks never came.
+    await sql(`select graphile_worker.add_job('revio.reconcile_daily', '{}'::json, job_key := 'faults-daily', max_attempts := 3)`).catch(() => undefined);
+    for (let i = 0; i < 120; i++) {
+      const pending = await sql(`select 1 from graphile_worker.jobs where key = 'faults-daily' and attempts < max_attempts`).catch(() => [1]);
+      if (pending.length === 0) break;
+      await sleep(1_000);
+    }
     progress(settled ? 'settled' : 'settle timed out');
     if (!settled) {
       const waiting = await sql(`select task_identifier, count(*)::int as n, max(attempts) as attempts, max(last_error) as last_error from graphile_worker.jobs
@@ -852,7 +859,8 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     const depositMoney = await sql(`select d.id, d.revio_purchase_id, d.refunded_amount::text, d.reversed_amount::text,
                                            (select coalesce(sum(r.amount), 0) from app_public.refunds r where r.deposit_id = d.id and r.status = 'succeeded')::text as refunds_succeeded,
                                            exists (select from app_private.revio_deliveries v where v.deposit_id = d.id and v.outcome = 'review')
-                                             or exists (select from app_public.refunds r where r.deposit_id = d.id and r.needs_attention) as told_a_person
+                                             or exists (select from app_public.refunds r where r.deposit_id = d.id and r.needs_attention)
+                                             or exists (select from app_private.revio_discrepancies x where x.deposit_id = d.id and x.resolved_at is null) as told_a_person
                                       from app_public.deposits d where d.revio_purchase_id is not null`);
     check('every refund and chargeback Revio made is applied exactly once (none twice, none silently lost)', depositMoney.flatMap((d) => {
       const revio = takenBack.get(d.revio_purchase_id) ?? 0;
