@@ -94,6 +94,18 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'ORDER_NOT_FOUND', sqlstate: 'PW530', description: 'No such order among yours (as buyer for reservations, as merchant for refunds).' },
   { code: 'ORDER_STATE_INVALID', sqlstate: 'PW531', description: 'The order is not in a state that allows this (e.g. confirming a non-reservation, refunding an unpaid order).' },
   { code: 'REFUND_INVALID', sqlstate: 'PW540', description: 'Refunded items must be lines of the order with at most their unrefunded quantity; reasons have at most 500 characters.' },
+  // Money lifecycle: refunds, chargebacks, cancellations (sql/payments/refunds.sql, chargebacks.sql, cancellations.sql)
+  { code: 'DEPOSIT_NOT_FOUND', sqlstate: 'PW320', description: 'No such deposit among yours (someone else\'s is reported the same way).' },
+  { code: 'DEPOSIT_NOT_REFUNDABLE', sqlstate: 'PW321', description: 'Only a credited (paid) deposit can be refunded.' },
+  { code: 'REFUND_WINDOW_CLOSED', sqlstate: 'PW322', description: 'The owner may refund a deposit only within `REFUND_USER_WINDOW_SECONDS` of the credit; after that, support (an admin) can.' },
+  { code: 'REFUND_IN_PROGRESS', sqlstate: 'PW323', description: 'A refund of this deposit is already under way; wait until it succeeds or fails.' },
+  { code: 'REFUND_AMOUNT_INVALID', sqlstate: 'PW324', description: 'The refund must be at least 1 minor unit and at most what is left of the deposit (less earlier refunds and chargebacks).' },
+  { code: 'PAYMENT_CLOSED', sqlstate: 'PW325', description: 'Internal to the worker: the deposit, withdrawal or refund was cancelled or settled before it was sent to Revio.' },
+  { code: 'WITHDRAWALS_BLOCKED', sqlstate: 'PW326', description: 'A chargeback or reversal on this wallet waits for an admin\'s review; withdrawals resume afterwards.' },
+  { code: 'REVERSAL_NOT_OPEN', sqlstate: 'PW327', description: 'No unreviewed chargeback or reversal has that id.' },
+  { code: 'DEPOSIT_NOT_CANCELLABLE', sqlstate: 'PW328', description: 'Only a deposit that is not paid yet (pending or awaiting_payment) can be cancelled.' },
+  { code: 'WITHDRAWAL_NOT_FOUND', sqlstate: 'PW329', description: 'No such withdrawal among yours (someone else\'s is reported the same way).' },
+  { code: 'WITHDRAWAL_NOT_CANCELLABLE', sqlstate: 'PW330', description: 'The withdrawal was already sent to Revio (or is closed); only a `requested` one not yet sent can be cancelled.' },
   // Abuse limits (src/http/rate-limit.ts, src/http/graphql/limits-plugin.ts)
   { code: 'RATE_LIMITED', httpStatus: 429, description: 'Too many requests from this address or account; retry after the Retry-After header (seconds).' },
   { code: 'QUERY_TOO_DEEP', description: 'The GraphQL operation nests deeper than GRAPHQL_MAX_DEPTH.' },

@@ -68,7 +68,7 @@ await runCli(async () => {
     const worker = workerUrl && inProcessWorker
       ? await startWorker({ connectionString: workerUrl, logger, metrics, revio: { client: revio.client, payments, bankAccountKey } })
       : undefined;
-    const authPool = makePool(local?.authDatabaseUrl ?? config.authDatabaseUrl!, 'api', logger);
+    const authPool = makePool(local?.authDatabaseUrl ?? config.authDatabaseUrl!, 'api', logger, undefined, paymentPgSettings(payments));
     const api = await startApi({
       host: config.host,
       port: config.port,

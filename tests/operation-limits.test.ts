@@ -222,7 +222,7 @@ describe('classification', () => {
       'updateUser', 'updateUserByEmail', 'updateUserByRowId', // full name only
       'signOutEverywhere', // ends sessions
       // Admin operations without money moving here: maker-checker and the admin log cover them.
-      'adminEraseUser', 'adminResolveDiscrepancy', 'adminResolveFlaggedPayment', 'adminRetryJob', 'adminRequestRoleChange', 'adminDecideRoleChange', 'adminSetWalletFrozen',
+      'adminEraseUser', 'adminResolveDiscrepancy', 'adminResolveFlaggedPayment', 'adminRetryJob', 'adminRequestRoleChange', 'adminDecideRoleChange', 'adminSetWalletFrozen', 'adminReviewReversal',
       // Voting set-up by organisers and judges: no money moves (castVotes, reviewVote and withdrawEventFunds are money fields).
       'createOrganisation', 'addOrganisationMember', 'createEvent', 'updateEvent', 'updateEventByRowId', 'setEventStatus',
       'createCategory', 'updateCategory', 'updateCategoryByEventIdAndName', 'updateCategoryByRowId',

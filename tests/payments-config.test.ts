@@ -2,6 +2,7 @@
 // from Revio's API: small pure pieces, tested without a database.
 import { describe, expect, it } from 'vitest';
 import { BankKeyError, decryptAccountNumber, encryptAccountNumber, generateBankAccountKey, parseBankAccountKey } from '../src/payments/bank-crypto.ts';
+import { connectionOptions } from '../src/db/pools.ts';
 import { paymentPgSettings, paymentSettingsFromEnv } from '../src/payments/config.ts';
 import { bankAccountKeyFor } from '../src/payments/local-keys.ts';
 import { asEventBody, eventTypeFor } from '../src/payments/revio-events.ts';
@@ -26,7 +27,23 @@ describe('payment settings', () => {
       'pgwallet.withdrawal_max_cents': '2500000',
       'pgwallet.withdrawal_daily_limit_cents': '5000000',
       'pgwallet.job_max_attempts': '10',
+      'pgwallet.deposit_clearing_seconds': '259200',
+      'pgwallet.refund_user_window_seconds': '604800',
+      'pgwallet.revio_fee_bps': '0',
+      'pgwallet.revio_fee_fixed_cents': '0',
     });
+    // Clearing: 72 h in production, 0 (off) allowed; the fee schedule is off unless set.
+    expect(paymentSettingsFromEnv({ DEPOSIT_CLEARING_SECONDS: '0', REVIO_FEE_BPS: '290', REVIO_FEE_FIXED_CENTS: '100' }))
+      .toMatchObject({ depositClearingSeconds: 0, revioFeeBps: 290, revioFeeFixedCents: 100 });
+    expect(() => paymentSettingsFromEnv({ DEPOSIT_CLEARING_SECONDS: '-1' })).toThrow(/DEPOSIT_CLEARING_SECONDS must be a non-negative/);
+  });
+
+  it('sends the settings on every connection of the webhook route and the worker, and refuses unsafe ones', () => {
+    expect(connectionOptions({ 'pgwallet.deposit_clearing_seconds': '0', 'pgwallet.revio_fee_bps': '250' }))
+      .toBe('-c pgwallet.deposit_clearing_seconds=0 -c pgwallet.revio_fee_bps=250');
+    expect(connectionOptions({})).toBeUndefined();
+    expect(() => connectionOptions({ 'pgwallet.x': '1 -c role=postgres' })).toThrow(/Unsafe/);
+    expect(() => connectionOptions({ 'x; drop': '1' })).toThrow(/Unsafe/);
   });
 });
 
@@ -77,6 +94,11 @@ describe('event names for objects read from the API', () => {
     expect(eventTypeFor({ type: 'purchase', status: 'expired' })).toBe('purchase.expired');
     expect(eventTypeFor({ type: 'payout', status: 'initialized' })).toBe('payout.created');
     expect(eventTypeFor({ type: 'payout', status: 'error' })).toBe('payout.failed');
+    // A refund call's answer is the refund Payment: its webhook is payment.refunded.
+    const payment = { id: 'r1', type: 'payment', amount: 100, currency: 'ZAR', related_to: { type: 'purchase', id: 'p1' } } as const;
+    expect(eventTypeFor(payment)).toBe('payment.refunded');
+    expect(eventTypeFor({ ...payment, payment_type: 'chargeback' })).toBe('payment.charged_back');
+    expect(eventTypeFor({ type: 'purchase', status: 'pending_refund' })).toBe('purchase.pending_refund');
     expect(JSON.parse(asEventBody({ type: 'payout', status: 'success', id: 'p1' } as never))).toEqual({ type: 'payout', status: 'success', id: 'p1', event_type: 'payout.success' });
   });
 });

@@ -59,7 +59,16 @@ begin
                 from app_public.withdrawals w
                where w.status in ('requested', 'submitted')
                group by w.status) s),
-    'discrepancies_open', (select count(*) from app_private.revio_discrepancies r where r.resolved_at is null)
+    'discrepancies_open', (select count(*) from app_private.revio_discrepancies r where r.resolved_at is null),
+    -- Chargebacks and Revio's own refunds waiting for an admin (partial index
+    -- reversals_wallet_open_idx), and what users owe (a few system accounts).
+    'reversals_unreviewed', (
+      select coalesce(jsonb_object_agg(s.kind, s.n), '{}')
+        from (select r.kind, count(*) as n from app_public.reversals r where r.reviewed_at is null group by r.kind) s),
+    'chargeback_receivable', (
+      select coalesce(jsonb_object_agg(s.currency, s.owed), '{}')
+        from (select a.currency, -sum(a.balance) as owed from ledger.accounts a
+               where a.kind::text = 'chargeback_receivable' group by a.currency) s)
   );
 
   if p_ledger_checks then

@@ -39,7 +39,8 @@ as $$
 $$;
 
 -- Written (and committed) just before the create call to Revio: from then on
--- a retry must look our reference up before creating again.
+-- a retry must look our reference up before creating again. PAYMENT_CLOSED
+-- when the deposit or withdrawal was cancelled first.
 create or replace function app_private.mark_revio_requested(p_kind text, p_id uuid)
 returns void
 language plpgsql
@@ -47,12 +48,19 @@ volatile
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+  -- A deposit or withdrawal cancelled meanwhile is not sent to Revio: the
+  -- cancel and this mark lock the same row, so exactly one of them wins.
   if p_kind = 'deposit' then
-    update app_public.deposits set purchase_requested_at = coalesce(purchase_requested_at, now()) where id = p_id;
+    update app_public.deposits set purchase_requested_at = coalesce(purchase_requested_at, now())
+     where id = p_id and status = 'pending';
   elsif p_kind = 'withdrawal' then
-    update app_public.withdrawals set payout_requested_at = coalesce(payout_requested_at, now()) where id = p_id;
+    update app_public.withdrawals set payout_requested_at = coalesce(payout_requested_at, now())
+     where id = p_id and status in ('requested', 'submitted');
   else
     raise exception 'mark_revio_requested: unknown kind %', p_kind;
+  end if;
+  if not found then
+    raise exception '% % is closed (cancelled or settled); nothing is sent to Revio', p_kind, p_id using errcode = 'PW325'; -- PAYMENT_CLOSED
   end if;
 end;
 $$;

@@ -39,6 +39,8 @@ begin
     update app_public.deposits set needs_attention = true, attention_reason = left(p_reason, 1000) where id = p_id;
   elsif p_kind = 'withdrawal' then
     update app_public.withdrawals set needs_attention = true, attention_reason = left(p_reason, 1000) where id = p_id;
+  elsif p_kind = 'refund' then
+    update app_public.refunds set needs_attention = true, attention_reason = left(p_reason, 1000) where id = p_id;
   else
     raise exception 'flag_payment: unknown kind %', p_kind;
   end if;
@@ -65,6 +67,39 @@ begin
 end;
 $$;
 
+-- Credits a deposit (Revio clearing → wallet), books Revio's fee for it and
+-- starts clearing: the credit is held until it clears (clearing.sql).
+create or replace function app_private.credit_deposit(p_deposit_id uuid, p_purchase_id text, p_status text, p_body jsonb)
+returns uuid
+language plpgsql
+volatile
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_deposit app_public.deposits;
+  v_entry uuid;
+  v_fee bigint;
+  v_fee_entry uuid;
+begin
+  select d.* into v_deposit from app_public.deposits d where d.id = p_deposit_id;
+  v_entry := ledger.move('deposit', ledger.system_account('revio_clearing', v_deposit.currency), v_deposit.wallet_id,
+                         v_deposit.amount, 'Deposit via Revio',
+                         jsonb_build_object('deposit_id', v_deposit.id, 'revio_purchase_id', p_purchase_id));
+  v_fee := app_private.revio_fee(p_body->'payment', v_deposit.amount);
+  v_fee_entry := app_private.book_provider_fee(v_deposit.currency, v_fee, 'Revio fee for deposit ' || v_deposit.id,
+                                               jsonb_build_object('deposit_id', v_deposit.id, 'revio_purchase_id', p_purchase_id));
+  update app_public.deposits d
+     set status = 'paid', credit_entry_id = v_entry, paid_at = now(), revio_status = p_status, failure_reason = null,
+         fee_amount = v_fee, fee_entry_id = v_fee_entry
+   where d.id = v_deposit.id;
+  perform app_private.start_clearing(v_deposit.id, v_deposit.amount);
+  if p_status = 'settled' then
+    perform app_private.release_cleared_deposits(v_deposit.id, true);
+  end if;
+  return v_entry;
+end;
+$$;
+
 -- Applies a purchase snapshot to its deposit. Credits the wallet (Revio
 -- clearing → wallet) exactly once, only when amount and currency match.
 create or replace function app_private.apply_purchase_event(
@@ -83,7 +118,10 @@ declare
   v_deposit app_public.deposits := app_private.lock_deposit_for_purchase(p_body);
   v_amount bigint := coalesce(app_private.jsonb_cents(p_body #> '{payment,amount}'), app_private.jsonb_cents(p_body #> '{purchase,total}'));
   v_currency text := coalesce(p_body #>> '{payment,currency}', p_body #>> '{purchase,currency}');
-  v_entry uuid;
+  v_event text := p_body->>'event_type';
+  v_refund app_public.refunds;
+  v_refundable bigint;
+  v_was text;
 begin
   if v_deposit.id is null then
     outcome := 'unmatched';
@@ -105,14 +143,30 @@ begin
      where d.id = v_deposit.id returning d.* into v_deposit;
   end if;
 
-  if v_status in ('paid', 'cleared', 'settled') then
-    if v_deposit.status = 'paid' then
+  if v_event = 'purchase.refund_failure' then
+    -- Revio could not refund: our open refund (if any) fails and its hold is released.
+    select r.* into v_refund from app_public.refunds r
+     where r.deposit_id = v_deposit.id and r.status in ('requested', 'submitted') for update;
+    if v_refund.id is not null then
+      perform app_private.fail_refund(v_refund.id, coalesce(app_private.revio_attempt_error(p_body), 'Revio could not refund the payment.'));
+      update app_public.refunds r set revio_status = v_status where r.id = v_refund.id;
+      outcome := 'applied';
+      detail := 'Refund failed at Revio; the hold is released';
+    else
       outcome := 'ignored';
-      detail := 'Already credited';
-    elsif v_deposit.status not in ('pending', 'awaiting_payment') then
-      detail := format('Revio reports the purchase %s but the deposit is %s: money may be at Revio without a credit', v_status, v_deposit.status);
-      perform app_private.flag_payment('deposit', v_deposit.id, detail);
-      outcome := 'review';
+      detail := 'No refund of this deposit is open';
+    end if;
+
+  elsif v_status in ('paid', 'cleared', 'settled') then
+    if v_deposit.status = 'paid' then
+      if v_status = 'settled' and v_deposit.cleared_at is null and v_deposit.clearing_hold_id is not null then
+        perform app_private.release_cleared_deposits(v_deposit.id, true);
+        outcome := 'applied';
+        detail := 'Settled at Revio: the credit is available';
+      else
+        outcome := 'ignored';
+        detail := 'Already credited';
+      end if;
     elsif v_amount is distinct from v_deposit.amount or v_currency is distinct from v_deposit.currency then
       detail := format('Revio reports %s paid but the deposit is for %s; not credited',
                        coalesce(app_private.format_money(v_amount, coalesce(v_currency, '???')), 'an unknown amount'),
@@ -121,14 +175,19 @@ begin
       update app_public.deposits d set revio_status = v_status where d.id = v_deposit.id;
       outcome := 'review';
     else
-      v_entry := ledger.move('deposit', ledger.system_account('revio_clearing', v_deposit.currency), v_deposit.wallet_id,
-                             v_deposit.amount, 'Deposit via Revio',
-                             jsonb_build_object('deposit_id', v_deposit.id, 'revio_purchase_id', v_purchase_id));
-      update app_public.deposits d
-         set status = 'paid', credit_entry_id = v_entry, paid_at = now(), revio_status = v_status, failure_reason = null
-       where d.id = v_deposit.id;
-      outcome := 'applied';
-      detail := 'Credited';
+      -- Money that reached Revio is never lost: a payment that beat a cancel
+      -- (or arrived after expiry or a refused create) is credited too, and flagged.
+      v_was := v_deposit.status::text;
+      perform app_private.credit_deposit(v_deposit.id, v_purchase_id, v_status, p_body);
+      if v_was in ('pending', 'awaiting_payment') then
+        outcome := 'applied';
+        detail := 'Credited';
+      else
+        detail := format('Revio reports the purchase %s after the deposit was %s: credited anyway, since the money is at Revio; '
+                         'refund it (refundDeposit) if the person did not mean to pay', v_status, v_was);
+        perform app_private.flag_payment('deposit', v_deposit.id, detail);
+        outcome := 'review';
+      end if;
     end if;
 
   elsif v_status in ('cancelled', 'expired', 'blocked') then
@@ -142,19 +201,51 @@ begin
        where d.id = v_deposit.id;
       outcome := 'applied';
     else
+      update app_public.deposits d set revio_status = v_status where d.id = v_deposit.id and d.status = 'cancelled';
       outcome := 'ignored';
       detail := format('The deposit is already %s', v_deposit.status);
     end if;
 
   elsif v_status in ('refunded', 'pending_refund', 'chargeback') then
-    if v_deposit.status = 'paid' then
-      detail := format('Revio reports the purchase %s after the wallet was credited; reverse the credit if confirmed', v_status);
+    select r.* into v_refund from app_public.refunds r
+     where r.deposit_id = v_deposit.id and r.status in ('requested', 'submitted') for update;
+    v_refundable := app_private.jsonb_cents(p_body->'refundable_amount');
+    if v_deposit.status <> 'paid' then
+      outcome := 'ignored';
+      detail := format('The deposit is %s: nothing was credited, so nothing is taken back', v_deposit.status);
+    elsif v_status = 'pending_refund' and v_refund.id is not null then
+      update app_public.refunds r set status = 'submitted', revio_status = v_status where r.id = v_refund.id;
+      outcome := 'applied';
+      detail := 'Refund under way at Revio';
+    elsif v_status = 'refunded' and v_refund.id is not null and v_refund.refundable_before is not null
+          and v_refundable <= v_refund.refundable_before - v_refund.amount then
+      -- Read back after our call: the refundable amount dropped by ours.
+      perform app_private.succeed_refund(v_refund.id, null, v_status);
+      outcome := 'applied';
+      detail := 'Refund confirmed by the purchase''s refundable amount; the wallet is debited';
+    elsif v_status in ('refunded', 'chargeback')
+          and v_refundable is not distinct from v_deposit.amount - v_deposit.refunded_amount - v_deposit.reversed_amount
+          and v_deposit.refunded_amount + v_deposit.reversed_amount > 0 then
+      outcome := 'ignored';
+      detail := 'Every refund and chargeback of this purchase is already applied';
+    elsif v_status = 'pending_refund' then
+      outcome := 'ignored';
+      detail := 'Revio is refunding the purchase; the debit follows with its payment.refunded';
+    else
+      detail := format('Revio reports the purchase %s but no matching refund or chargeback payment was applied yet; '
+                       'expect payment.refunded / payment.charged_back, or check Revio', v_status);
       perform app_private.flag_payment('deposit', v_deposit.id, detail);
       outcome := 'review';
-    else
-      outcome := 'ignored';
-      detail := format('The deposit is %s', v_deposit.status);
     end if;
+
+  -- A payable purchase of a deposit the person cancelled (the cancel raced
+  -- the create, or its job has not run yet): have it cancelled at Revio.
+  elsif v_deposit.status = 'cancelled' and v_deposit.cancelled_at is not null
+        and v_status in ('created', 'sent', 'viewed', 'error', 'overdue', 'pending_execute', 'pending_charge') then
+    perform app_private.queue_revio_job('revio.cancel_purchase', 'deposit-cancel:' || v_deposit.id,
+                                        json_build_object('deposit_id', v_deposit.id));
+    outcome := 'applied';
+    detail := 'The deposit was cancelled: the purchase is being cancelled at Revio';
 
   -- Still payable (created, sent, viewed, error: an attempt failed and the
   -- person may try again, overdue, pending_*, hold …).
@@ -240,6 +331,8 @@ declare
   v_in_flight uuid;
   v_capture uuid;
   v_payout uuid;
+  v_fee bigint;
+  v_fee_entry uuid;
 begin
   if v_withdrawal.id is null then
     outcome := 'unmatched';
@@ -283,8 +376,13 @@ begin
       v_payout := ledger.move('payout', v_in_flight, ledger.system_account('revio_clearing', v_withdrawal.currency),
                               v_withdrawal.amount, 'Revio payout',
                               jsonb_build_object('withdrawal_id', v_withdrawal.id, 'revio_payout_id', v_payout_id));
+      -- Only a fee Revio reports is booked for payouts (the schedule is for purchases).
+      v_fee := coalesce(app_private.jsonb_cents(p_body #> '{payment,fee_amount}'), 0);
+      v_fee_entry := app_private.book_provider_fee(v_withdrawal.currency, v_fee, 'Revio fee for withdrawal ' || v_withdrawal.id,
+                                                   jsonb_build_object('withdrawal_id', v_withdrawal.id, 'revio_payout_id', v_payout_id));
       update app_public.withdrawals w
          set status = 'paid', capture_entry_id = v_capture, payout_entry_id = v_payout, revio_status = v_status,
+             fee_amount = v_fee, fee_entry_id = v_fee_entry,
              submitted_at = coalesce(w.submitted_at, now()), closed_at = now()
        where w.id = v_withdrawal.id;
       outcome := 'applied';
@@ -337,6 +435,108 @@ begin
 end;
 $$;
 
+-- Applies a Payment object (a refund or chargeback of one of our purchases,
+-- `related_to` naming it): confirms our open refund of that amount, or, when
+-- none matches, takes the money back as a reversal (chargebacks.sql).
+create or replace function app_private.apply_payment_event(
+  p_body jsonb,
+  out outcome text,
+  out detail text,
+  out deposit_id uuid
+)
+language plpgsql
+volatile
+set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+  v_payment_id text := p_body->>'id';
+  v_event text := p_body->>'event_type';
+  v_payment_type text := coalesce(p_body->>'payment_type', p_body #>> '{payment,payment_type}');
+  v_purchase_id text := p_body #>> '{related_to,id}';
+  v_amount bigint := coalesce(app_private.jsonb_cents(p_body->'amount'), app_private.jsonb_cents(p_body #> '{payment,amount}'));
+  v_currency text := coalesce(p_body->>'currency', p_body #>> '{payment,currency}');
+  v_deposit app_public.deposits;
+  v_refund app_public.refunds;
+  v_left bigint;
+  v_kind text;
+begin
+  select d.* into v_deposit from app_public.deposits d where d.revio_purchase_id = v_purchase_id for update;
+  if v_deposit.id is null then
+    outcome := 'unmatched';
+    detail := 'No deposit has the purchase this payment is related to';
+    return;
+  end if;
+  deposit_id := v_deposit.id;
+
+  if v_event = 'payment.chargeback_reversed' then
+    detail := format('Revio reversed a chargeback (payment %s, %s): check with Revio and credit the wallet back with an adjustment',
+                     v_payment_id, coalesce(app_private.format_money(v_amount, coalesce(v_currency, '???')), 'unknown amount'));
+    perform app_private.flag_payment('deposit', v_deposit.id, detail);
+    outcome := 'review';
+    return;
+  end if;
+  if v_event = 'payment.refunded' or v_payment_type = 'refund' then
+    v_kind := 'provider_refund';
+  elsif v_event = 'payment.charged_back' or v_payment_type = 'chargeback' then
+    v_kind := 'chargeback';
+  else
+    outcome := 'ignored';
+    detail := format('Payment events of type %s are not handled', v_event);
+    return;
+  end if;
+  if exists (select from app_public.refunds r where r.revio_payment_id = v_payment_id)
+     or exists (select from app_public.reversals r where r.revio_payment_id = v_payment_id) then
+    outcome := 'ignored';
+    detail := 'Already applied';
+    return;
+  end if;
+
+  v_left := v_deposit.amount - v_deposit.refunded_amount - v_deposit.reversed_amount;
+  if v_deposit.status <> 'paid' then
+    detail := format('Revio reports a %s of a purchase whose deposit is %s (never credited); nothing to take back', v_kind, v_deposit.status);
+  elsif v_amount is null or v_amount <= 0 or v_currency is distinct from v_deposit.currency::text then
+    detail := format('Revio reports a %s of an unreadable amount (%s %s); nothing applied', v_kind, coalesce(v_amount::text, '?'), coalesce(v_currency, '?'));
+  end if;
+  if detail is not null then
+    perform app_private.flag_payment('deposit', v_deposit.id, detail);
+    outcome := 'review';
+    return;
+  end if;
+
+  if v_kind = 'provider_refund' then
+    -- Our refund confirmed earlier by reading the purchase back (no payment id then): this is its payment.
+    select r.* into v_refund from app_public.refunds r
+     where r.deposit_id = v_deposit.id and r.status = 'succeeded' and r.revio_payment_id is null and r.amount = v_amount
+     order by r.closed_at limit 1 for update;
+    if v_refund.id is not null then
+      update app_public.refunds r set revio_payment_id = v_payment_id where r.id = v_refund.id;
+      outcome := 'ignored';
+      detail := 'Already applied (the refund was confirmed by reading the purchase back)';
+      return;
+    end if;
+    select r.* into v_refund from app_public.refunds r
+     where r.deposit_id = v_deposit.id and r.status in ('requested', 'submitted') and r.amount = v_amount for update;
+    if v_refund.id is not null then
+      perform app_private.succeed_refund(v_refund.id, v_payment_id, 'refunded');
+      outcome := 'applied';
+      detail := 'Refund confirmed; the wallet is debited';
+      return;
+    end if;
+  end if;
+  if v_amount > v_left then
+    detail := format('Revio reports a %s of %s but only %s of the deposit is left to take back; nothing applied',
+                     v_kind, app_private.format_money(v_amount, v_deposit.currency), app_private.format_money(v_left, v_deposit.currency));
+    perform app_private.flag_payment('deposit', v_deposit.id, detail);
+    outcome := 'review';
+    return;
+  end if;
+  perform app_private.apply_reversal(v_deposit.id, v_kind, v_payment_id, v_amount);
+  outcome := 'applied';
+  detail := format('%s applied: the wallet is debited, withdrawals wait for an admin''s review',
+                   case v_kind when 'chargeback' then 'Chargeback' else 'Refund made at Revio' end);
+end;
+$$;
+
 -- The one entry point: records the delivery, deduplicates the event on
 -- (object id, event type, status, updated_on), applies it, and returns the
 -- outcome: applied | duplicate | ignored | unmatched | review | invalid |
@@ -380,6 +580,11 @@ begin
       v_event := v_body->>'event_type';
       v_status := v_body->>'status';
       v_updated := app_private.jsonb_cents(v_body->'updated_on');
+      if v_type = 'payment' then
+        -- [A] Revio's Payment object may lack status/updated_on (docs/revio.md).
+        v_status := coalesce(v_status, v_body->>'payment_type', split_part(v_event, '.', 2));
+        v_updated := coalesce(v_updated, app_private.jsonb_cents(v_body->'created_on'), 0);
+      end if;
     end if;
     if v_id is null or v_event is null or v_status is null or v_updated is null or v_type is null
        or length(v_id) > 100 or length(v_event) > 100 or length(v_status) > 100 or length(v_type) > 100 then
@@ -395,6 +600,8 @@ begin
         select r.outcome, r.detail, r.deposit_id into v_outcome, v_detail, v_deposit_id from app_private.apply_purchase_event(v_body) r;
       elsif v_type = 'payout' then
         select r.outcome, r.detail, r.withdrawal_id into v_outcome, v_detail, v_withdrawal_id from app_private.apply_payout_event(v_body) r;
+      elsif v_type = 'payment' then
+        select r.outcome, r.detail, r.deposit_id into v_outcome, v_detail, v_deposit_id from app_private.apply_payment_event(v_body) r;
       else
         v_outcome := 'unmatched';
         v_detail := format('Events about a %s are not handled', v_type);
@@ -426,6 +633,8 @@ revoke all on function app_private.apply_purchase_event(jsonb) from public;
 revoke all on function app_private.lock_withdrawal_for_payout(jsonb) from public;
 revoke all on function app_private.fail_withdrawal(uuid, text) from public;
 revoke all on function app_private.apply_payout_event(jsonb) from public;
+revoke all on function app_private.credit_deposit(uuid, text, text, jsonb) from public;
+revoke all on function app_private.apply_payment_event(jsonb) from public;
 revoke all on function app_private.receive_revio_event(text, boolean, timestamptz, jsonb, text) from public;
 -- The webhook route calls it as the API's login role, without switching role.
 grant execute on function app_private.receive_revio_event(text, boolean, timestamptz, jsonb, text) to authenticator;

@@ -1,7 +1,9 @@
 -- Payment limits and job settings. The API passes the configured values
 -- (DEPOSIT_MIN_CENTS …, see README) to every signed-in request as
--- pgwallet.* settings; these defaults apply when a setting is absent (direct
--- SQL, tests) and equal the environment's defaults.
+-- pgwallet.* settings, and sets them on the connections of the webhook route
+-- and the worker (src/db/pools.ts), so credits made by a webhook follow the
+-- same clearing and fee rules; these defaults apply when a setting is absent
+-- (direct SQL) and equal the environment's defaults.
 
 create or replace function app_private.payment_setting(p_name text)
 returns bigint
@@ -18,6 +20,10 @@ as $$
       when 'withdrawal_max_cents' then 2500000        -- R 25 000
       when 'withdrawal_daily_limit_cents' then 5000000 -- R 50 000 per wallet per 24 h
       when 'job_max_attempts' then 10                 -- about 9 hours of backoff
+      when 'deposit_clearing_seconds' then 259200     -- 72 h: card payments settle in 2 to 3 days
+      when 'refund_user_window_seconds' then 604800   -- people may refund their own deposit for 7 days
+      when 'revio_fee_bps' then 0                     -- fee schedule when Revio reports no fee: basis points …
+      when 'revio_fee_fixed_cents' then 0             -- … plus a fixed amount per payment
     end);
 $$;
 comment on function app_private.payment_setting(text) is

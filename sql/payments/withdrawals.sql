@@ -40,6 +40,8 @@ begin
   if not exists (select from app_public.users u where u.id = p_caller and u.email_verified_at is not null) then
     raise exception 'Verify your email address before withdrawing' using errcode = 'PW008'; -- EMAIL_NOT_VERIFIED
   end if;
+  -- A chargeback or reversal on this wallet waits for an admin's review (chargebacks.sql).
+  perform app_private.assert_no_open_reversal(v_wallet.id);
   if not exists (select from app_public.bank_accounts b where b.id = p_bank_account_id and b.user_id = p_caller) then
     raise exception 'Bank account % not found', p_bank_account_id using errcode = 'PW211'; -- BANK_ACCOUNT_NOT_FOUND
   end if;
@@ -69,7 +71,7 @@ begin
   perform from ledger.accounts a where a.id = v_wallet.id for update;
   select coalesce(sum(w.amount), 0) into v_last_24h
     from app_public.withdrawals w
-   where w.wallet_id = v_wallet.id and w.created_at > now() - interval '24 hours' and w.status <> 'failed';
+   where w.wallet_id = v_wallet.id and w.created_at > now() - interval '24 hours' and w.status not in ('failed', 'cancelled');
   if v_last_24h > v_daily then
     raise exception 'Withdrawals from this wallet may total at most % in 24 hours; % is left',
       app_private.format_money(v_daily, v_wallet.currency),
@@ -110,7 +112,8 @@ $$;
 comment on function app_public.request_withdrawal(uuid, bigint, uuid, text) is
   E'Withdraws `amount` minor units from one of your wallets to one of your bank accounts. The amount is held at once '
   '(the available balance drops) and paid out through Revio: status `requested`, then `submitted`, then `paid`, or `failed` '
-  'with `failureReason` (the hold is then released). Limits per withdrawal and per 24 hours are configured on the server. '
+  'with `failureReason` (the hold is then released); `cancelWithdrawal` can stop it while it is still `requested`. '
+  'Limits per withdrawal and per 24 hours are configured on the server. '
   'Repeating a request with the same `idempotencyKey` returns the first withdrawal.';
 
 revoke all on function app_private.request_withdrawal(uuid, uuid, bigint, uuid, text) from public;

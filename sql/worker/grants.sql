@@ -29,6 +29,13 @@ begin
     'app_private.deposit_for_purchase(uuid)',
     'app_private.fail_deposit(uuid, text)',
     'app_private.mark_revio_requested(text, uuid)',
+    -- revio.refund_purchase
+    'app_private.refund_for_revio(uuid)',
+    'app_private.mark_refund_requested(uuid, bigint)',
+    'app_private.mark_refund_submitted(uuid, text)',
+    'app_private.fail_refund(uuid, text)',
+    -- payments.release_cleared
+    'app_private.release_cleared_deposits(uuid, boolean)',
     -- revio.create_payout
     'app_private.withdrawal_for_payout(uuid)',
     'app_private.fail_withdrawal(uuid, text)',

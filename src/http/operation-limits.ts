@@ -41,6 +41,9 @@ export const MONEY_FIELDS: ReadonlySet<string> = new Set([
   'confirmReservation',
   'refundOrder',
   'merchantPayout',
+  'refundDeposit',
+  'cancelDeposit', // queues a Revio job
+  'cancelWithdrawal',
   'addBankAccount',
   'deleteMyAccount',
   'adminRequestAdjustment',

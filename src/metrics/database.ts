@@ -28,6 +28,10 @@ interface Snapshot {
   deposits_open: OpenRow[];
   withdrawals_open: OpenRow[];
   discrepancies_open: number;
+  /** Unreviewed reversals by kind (chargeback, provider_refund). */
+  reversals_unreviewed?: Record<string, number>;
+  /** Minor units users owe through chargebacks, by currency. */
+  chargeback_receivable?: Record<string, number>;
 }
 interface LedgerChecks {
   deposits_by_status: Record<string, number>;
@@ -42,7 +46,8 @@ interface LedgerChecks {
 }
 
 export const DEPOSIT_STATUSES = ['pending', 'awaiting_payment', 'paid', 'failed', 'cancelled', 'expired'] as const;
-export const WITHDRAWAL_STATUSES = ['requested', 'submitted', 'paid', 'failed'] as const;
+export const WITHDRAWAL_STATUSES = ['requested', 'submitted', 'paid', 'failed', 'cancelled'] as const;
+export const REVERSAL_KINDS = ['chargeback', 'provider_refund'] as const;
 const OPEN_DEPOSIT = ['pending', 'awaiting_payment'];
 const OPEN_WITHDRAWAL = ['requested', 'submitted'];
 
@@ -162,6 +167,14 @@ export function registerDatabaseMetrics(metrics: Metrics, options: DatabaseMetri
   });
   gauge('pgwallet_reconciliation_discrepancies_open', 'Differences between Revio and the ledger not yet resolved (audit.revio_discrepancies).', [], (g) => {
     if (snapshot) g.set(Number(snapshot.discrepancies_open));
+  });
+
+  gauge('pgwallet_reversals_unreviewed', 'Chargebacks and refunds Revio made after a credit that no admin has reviewed yet (audit.reversals); the wallet\'s withdrawals wait.', ['kind'], (g) => {
+    if (!snapshot) return;
+    for (const kind of REVERSAL_KINDS) g.set({ kind }, Number(snapshot.reversals_unreviewed?.[kind] ?? 0));
+  });
+  gauge('pgwallet_chargeback_receivable', 'Minor units users owe because a chargeback exceeded their wallet (the chargeback_receivable accounts), by currency.', ['currency'], (g) => {
+    for (const [currency, owed] of Object.entries(snapshot?.chargeback_receivable ?? {})) g.set({ currency }, Number(owed));
   });
 
   // Ledger invariants: each must read 0.

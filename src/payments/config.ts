@@ -1,6 +1,8 @@
 // Deposit and withdrawal settings from the environment (README.md lists each).
 // The limits reach SQL as pgwallet.* settings on every signed-in request
-// (src/http/graphql/preset.ts); sql/payments/settings.sql has the same defaults.
+// (src/http/graphql/preset.ts) and on every connection of the API's and the
+// worker's pools (makePool's pgSettings), since webhooks and jobs credit
+// deposits too; sql/payments/settings.sql has the same defaults.
 import { ConfigError } from '../config.ts';
 
 export interface PaymentLimits {
@@ -26,6 +28,14 @@ export interface PaymentSettings {
   reconcileLookbackDays: number;
   /** Largest accepted webhook body. */
   webhookBodyLimitBytes: number;
+  /** A deposit's credit is held this long (or until Revio reports it settled); 0 = available at once. */
+  depositClearingSeconds: number;
+  /** How long after the credit a person may refund their own deposit. */
+  refundUserWindowSeconds: number;
+  /** Fee schedule for purchases whose fee Revio does not report: basis points of the amount … */
+  revioFeeBps: number;
+  /** … plus this many minor units. */
+  revioFeeFixedCents: number;
 }
 
 export class PaymentConfigError extends ConfigError {}
@@ -57,6 +67,10 @@ export function paymentSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Pa
     reconcileMinAgeSeconds: positiveInt('RECONCILIATION_MIN_AGE_SECONDS', env.RECONCILIATION_MIN_AGE_SECONDS, 600, true),
     reconcileLookbackDays: positiveInt('RECONCILIATION_LOOKBACK_DAYS', env.RECONCILIATION_LOOKBACK_DAYS, 3),
     webhookBodyLimitBytes: positiveInt('REVIO_WEBHOOK_BODY_LIMIT_BYTES', env.REVIO_WEBHOOK_BODY_LIMIT_BYTES, 256_000),
+    depositClearingSeconds: positiveInt('DEPOSIT_CLEARING_SECONDS', env.DEPOSIT_CLEARING_SECONDS, 259_200, true),
+    refundUserWindowSeconds: positiveInt('REFUND_USER_WINDOW_SECONDS', env.REFUND_USER_WINDOW_SECONDS, 604_800, true),
+    revioFeeBps: positiveInt('REVIO_FEE_BPS', env.REVIO_FEE_BPS, 0, true),
+    revioFeeFixedCents: positiveInt('REVIO_FEE_FIXED_CENTS', env.REVIO_FEE_FIXED_CENTS, 0, true),
   };
 }
 
@@ -69,5 +83,9 @@ export function paymentPgSettings(settings: PaymentSettings): Record<string, str
     'pgwallet.withdrawal_max_cents': String(settings.limits.withdrawalMaxCents),
     'pgwallet.withdrawal_daily_limit_cents': String(settings.limits.withdrawalDailyLimitCents),
     'pgwallet.job_max_attempts': String(settings.jobMaxAttempts),
+    'pgwallet.deposit_clearing_seconds': String(settings.depositClearingSeconds),
+    'pgwallet.refund_user_window_seconds': String(settings.refundUserWindowSeconds),
+    'pgwallet.revio_fee_bps': String(settings.revioFeeBps),
+    'pgwallet.revio_fee_fixed_cents': String(settings.revioFeeFixedCents),
   };
 }

@@ -4,6 +4,8 @@
 // - GET|PUT|PATCH|DELETE /_sandbox/faults   the failure knobs (PUT replaces, PATCH merges, DELETE clears)
 // - POST /_sandbox/purchases/<id>/pay|fail  pay (optional {"card": {...}}) or fail (optional {"code","message"})
 // - POST /_sandbox/payouts/<id>/succeed|fail
+// - POST /_sandbox/purchases/<id>/refund|chargeback   Revio refunding on its own / a card chargeback (optional {"amount"})
+// - PUT  /_sandbox/refund-mode {"mode":"instant"|"pending"}; POST /_sandbox/purchases/<id>/refund/complete|fail
 // - GET  /_sandbox/deliveries?object_id=&event_type=&state=
 // JSON in, JSON out; the console's form posts are answered with a redirect back.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
@@ -14,6 +16,7 @@ import { FaultsError, type SandboxFaultsInput } from './faults.ts';
 import { escapeHtml, formatMoney, page, PAGE_HEADERS } from './html.ts';
 import { failPayout, succeedPayout } from './payouts.ts';
 import { failPurchase, PAYABLE, payPurchase } from './purchases.ts';
+import { finishPendingRefund, providerReversal } from './refunds.ts';
 import { send } from './routes.ts';
 import type { Delivery } from './store.ts';
 
@@ -57,6 +60,18 @@ export function adminRouter(core: SandboxCore): Router {
     return result.purchase;
   }));
   router.post('/purchases/:id/fail', act((req) => failPurchase(core, req.params.id as string, fromForm(req) ? {} : req.body ?? {})));
+  const amountOf = (req: Request) => (fromForm(req) ? {} : { amount: req.body?.amount });
+  router.post('/purchases/:id/refund', act((req) => providerReversal(core, req.params.id as string, 'refund', amountOf(req))));
+  router.post('/purchases/:id/chargeback', act((req) => providerReversal(core, req.params.id as string, 'chargeback', amountOf(req))));
+  router.post('/purchases/:id/refund/complete', act((req) => finishPendingRefund(core, req.params.id as string, true)));
+  router.post('/purchases/:id/refund/fail', act((req) => finishPendingRefund(core, req.params.id as string, false)));
+  router.get('/refund-mode', act(() => ({ mode: core.refundMode })));
+  router.put('/refund-mode', act((req) => {
+    const mode = req.body?.mode;
+    if (mode !== 'instant' && mode !== 'pending') throw new ApiError(400, { code: 'invalid_request', message: 'mode must be "instant" or "pending".' });
+    core.refundMode = mode;
+    return { mode };
+  }));
   router.post('/payouts/:id/succeed', act((req) => succeedPayout(core, req.params.id as string)));
   router.post('/payouts/:id/fail', act((req) => failPayout(core, req.params.id as string, fromForm(req) ? {} : req.body ?? {})));
 
@@ -81,7 +96,12 @@ function consoleHtml(core: SandboxCore): string {
   const purchases = Object.values(state.purchases).slice(-50).reverse().map((p) => `<tr>
     <td><a href="${escapeHtml(p.checkout_url)}">${escapeHtml(p.id.slice(0, 8))}</a></td><td>${escapeHtml(p.reference)}</td>
     <td>${escapeHtml(formatMoney(p.purchase.total, p.purchase.currency))}</td><td>${escapeHtml(p.status)}</td>
-    <td>${PAYABLE.has(p.status) ? button(`/_sandbox/purchases/${p.id}/pay`, 'Pay', 'pay') + ' ' + button(`/_sandbox/purchases/${p.id}/fail`, 'Fail', 'fail') : ''}</td></tr>`).join('');
+    <td>${PAYABLE.has(p.status) ? button(`/_sandbox/purchases/${p.id}/pay`, 'Pay', 'pay') + ' ' + button(`/_sandbox/purchases/${p.id}/fail`, 'Fail', 'fail') : ''}${
+      state.pendingRefunds?.[p.id] !== undefined
+        ? button(`/_sandbox/purchases/${p.id}/refund/complete`, 'Complete refund', 'pay') + ' ' + button(`/_sandbox/purchases/${p.id}/refund/fail`, 'Fail refund', 'fail')
+        : Number(p.refundable_amount ?? 0) > 0 && ['paid', 'cleared', 'settled', 'refunded', 'chargeback'].includes(p.status)
+          ? button(`/_sandbox/purchases/${p.id}/refund`, 'Refund (by Revio)', 'fail') + ' ' + button(`/_sandbox/purchases/${p.id}/chargeback`, 'Chargeback', 'fail')
+          : ''}</td></tr>`).join('');
   const payouts = Object.values(state.payouts).slice(-50).reverse().map((p) => `<tr>
     <td>${escapeHtml(p.id.slice(0, 8))}</td><td>${escapeHtml(p.reference)}</td>
     <td>${escapeHtml(formatMoney(p.payment.amount, p.payment.currency))}</td><td>${escapeHtml(p.status)}</td>
@@ -91,7 +111,7 @@ function consoleHtml(core: SandboxCore): string {
     <td>${escapeHtml(d.state)}${d.duplicateOf ? ' (duplicate)' : ''}</td><td>${d.attempts.length}</td><td>${escapeHtml(d.attempts.at(-1)?.status ?? d.attempts.at(-1)?.error ?? '')}</td></tr>`).join('');
   const empty = (cols: number) => `<tr><td colspan="${cols}" class="hint">none yet</td></tr>`;
   return `<h1>Revio sandbox console</h1>
-<p class="hint">API <code>${escapeHtml(core.publicUrl)}/api/v1/</code> · brand <code>${escapeHtml(core.settings.brandId)}</code> · faults: <code>${escapeHtml(JSON.stringify(core.faults.get()))}</code></p>
+<p class="hint">API <code>${escapeHtml(core.publicUrl)}/api/v1/</code> · brand <code>${escapeHtml(core.settings.brandId)}</code> · faults: <code>${escapeHtml(JSON.stringify(core.faults.get()))}</code> · refunds: <code>${escapeHtml(core.refundMode)}</code> · fee: <code>${core.settings.feeBps} bps</code></p>
 <h2>Purchases</h2><table><tr><th>id</th><th>reference</th><th>amount</th><th>status</th><th></th></tr>${purchases || empty(5)}</table>
 <h2>Payouts</h2><table><tr><th>id</th><th>reference</th><th>amount</th><th>status</th><th></th></tr>${payouts || empty(5)}</table>
 <h2>Webhooks</h2><table><tr><th>title</th><th>callback</th><th>events</th></tr>${webhooks || empty(3)}</table>

@@ -16,6 +16,7 @@ function number(name: string, raw: string | undefined, fallback: number | undefi
  * (default <PGWALLET_DATA_DIR or .data>/revio-sandbox.json; "none" keeps state in memory only),
  * REVIO_SANDBOX_PRIVATE_KEY (PEM), REVIO_SANDBOX_TIME_SCALE (1),
  * REVIO_SANDBOX_DELIVERY_TIMEOUT_MS (15000), REVIO_SANDBOX_PAYOUT_AUTO_COMPLETE_MS (unset: by hand),
+ * REVIO_SANDBOX_FEE_BPS (0: Revio's fee on paid purchases, in basis points),
  * REVIO_SANDBOX_WEBHOOK_URL (register an all-events webhook at start),
  * REVIO_SANDBOX_FAULTS (JSON, as PUT /_sandbox/faults takes).
  */
@@ -40,6 +41,7 @@ export function sandboxOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Rev
     timeScale: number('REVIO_SANDBOX_TIME_SCALE', env.REVIO_SANDBOX_TIME_SCALE, 1, true),
     deliveryTimeoutMs: number('REVIO_SANDBOX_DELIVERY_TIMEOUT_MS', env.REVIO_SANDBOX_DELIVERY_TIMEOUT_MS, 15_000, true),
     payoutAutoCompleteMs: number('REVIO_SANDBOX_PAYOUT_AUTO_COMPLETE_MS', env.REVIO_SANDBOX_PAYOUT_AUTO_COMPLETE_MS, undefined),
+    feeBps: number('REVIO_SANDBOX_FEE_BPS', env.REVIO_SANDBOX_FEE_BPS, 0),
     webhooks: env.REVIO_SANDBOX_WEBHOOK_URL ? [{ callback: env.REVIO_SANDBOX_WEBHOOK_URL, title: 'REVIO_SANDBOX_WEBHOOK_URL' }] : undefined,
     faults,
   };

@@ -16,6 +16,8 @@ export interface CoreSettings {
   pageSize: number;
   /** ms after execution at which a pending payout settles by itself; undefined = only by hand. */
   payoutAutoCompleteMs: number | undefined;
+  /** Revio's fee on a paid purchase in basis points (payment.fee_amount); default 0. */
+  feeBps: number;
 }
 
 export class SandboxCore {
@@ -26,6 +28,8 @@ export class SandboxCore {
   readonly engine: DeliveryEngine;
   /** Base of checkout_url, execution_url and list links; set once listening. */
   publicUrl = '';
+  /** How the refund call answers (refunds.ts); set through /_sandbox/refund-mode. */
+  refundMode: 'instant' | 'pending' = 'instant';
   readonly #timers = new Set<NodeJS.Timeout>();
 
   constructor(settings: CoreSettings, store: Store, keys: SandboxKeys, faults: FaultState, engine: DeliveryEngine) {

@@ -5,7 +5,7 @@
 // delivery: duplicates, out-of-order windows and an outage window.
 
 export const OPERATIONS = [
-  'createPurchase', 'listPurchases', 'getPurchase', 'cancelPurchase',
+  'createPurchase', 'listPurchases', 'getPurchase', 'cancelPurchase', 'refundPurchase',
   'createPayout', 'listPayouts', 'getPayout', 'executePayout',
   'getPublicKey', 'createWebhook', 'listWebhooks', 'getWebhook', 'updateWebhook', 'deleteWebhook',
 ] as const;

@@ -164,14 +164,15 @@ export function payPurchase(core: SandboxCore, id: string, card: CardInput = suc
   attempts.push({ type: 'execute', successful: true, payment_method: outcome.brand, extra: { card_last4: outcome.last4 }, country: 'ZA', processing_time: now, error: null });
   purchase.transaction_data.payment_method = outcome.brand;
   purchase.transaction_data.country = 'ZA';
-  // Fees are 0 in the sandbox ([A]), so net_amount = amount.
+  // Revio keeps its fee out of what it settles: net_amount = amount − fee ([P]; the rate is the sandbox's feeBps, default 0).
+  const fee = Math.round((purchase.purchase.total * core.settings.feeBps) / 10_000);
   purchase.payment = {
     is_outgoing: false,
     payment_type: 'purchase',
     amount: purchase.purchase.total,
     currency: purchase.purchase.currency,
-    net_amount: purchase.purchase.total,
-    fee_amount: 0,
+    net_amount: purchase.purchase.total - fee,
+    fee_amount: fee,
     pending_amount: 0,
     pending_unfreeze_on: null,
     description: '',

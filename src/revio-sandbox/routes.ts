@@ -8,6 +8,7 @@ import type { SandboxCore } from './core.ts';
 import type { Operation } from './faults.ts';
 import * as payouts from './payouts.ts';
 import * as purchases from './purchases.ts';
+import * as refunds from './refunds.ts';
 import * as webhooks from './webhooks.ts';
 
 type Result = { status: number; body?: unknown };
@@ -87,6 +88,7 @@ export function apiRouter(core: SandboxCore): Router {
   on('get', '/purchases/', 'listPurchases', (req) => ({ status: 200, body: purchases.listPurchases(core, query(req)) }));
   on('get', '/purchases/:id/', 'getPurchase', (req) => ({ status: 200, body: purchases.getPurchase(core, param(req, 'id')) }));
   on('post', '/purchases/:id/cancel/', 'cancelPurchase', (req) => ({ status: 200, body: purchases.cancelPurchase(core, param(req, 'id')) }));
+  on('post', '/purchases/:id/refund/', 'refundPurchase', (req) => ({ status: 200, body: refunds.refundPurchase(core, param(req, 'id'), req.body) }));
 
   on('post', '/payouts/', 'createPayout', (req) => ({ status: 201, body: payouts.createPayout(core, req.body) }));
   on('get', '/payouts/', 'listPayouts', (req) => ({ status: 200, body: payouts.listPayouts(core, query(req)) }));

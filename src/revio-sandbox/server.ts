@@ -6,7 +6,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Payout, Purchase, Webhook } from '../revio/types.ts';
+import type { Payout, Purchase, RevioPayment, Webhook } from '../revio/types.ts';
 import { adminRouter, describeDelivery } from './admin.ts';
 import { ApiError } from './api-errors.ts';
 import type { CardInput } from './cards.ts';
@@ -17,6 +17,8 @@ import { FaultState, type SandboxFaults, type SandboxFaultsInput } from './fault
 import { generateKeys, keysFromPem } from './keys.ts';
 import * as payouts from './payouts.ts';
 import * as purchases from './purchases.ts';
+import * as refunds from './refunds.ts';
+import type { RefundMode } from './refunds.ts';
 import { apiRouter, executionRouter, send } from './routes.ts';
 import { Store } from './store.ts';
 import * as webhooks from './webhooks.ts';
@@ -52,6 +54,8 @@ export interface RevioSandboxOptions {
   pageSize?: number;
   /** Settle executed payouts by themselves after this many ms; default: only by hand. */
   payoutAutoCompleteMs?: number;
+  /** Revio's fee on paid purchases, in basis points (payment.fee_amount); default 0. */
+  feeBps?: number;
   /** Failure knobs in force from the start. */
   faults?: SandboxFaultsInput;
   /** Webhooks registered at start unless one with the same callback exists. */
@@ -78,10 +82,19 @@ export interface RevioSandbox {
   failPurchase(id: string, error?: { code?: string; message?: string }): Purchase;
   succeedPayout(id: string): Payout;
   failPayout(id: string, error?: { code?: string; message?: string }): Payout;
+  /** Revio refunding on its own (dashboard refund); full when amount is omitted. */
+  refundPurchase(id: string, amount?: number): RevioPayment;
+  /** A card chargeback; full when amount is omitted. */
+  chargebackPurchase(id: string, amount?: number): RevioPayment;
+  /** "pending": the refund call answers pending_refund until finishRefund. */
+  setRefundMode(mode: RefundMode): void;
+  finishRefund(id: string, succeed: boolean): RevioPayment | Purchase;
   purchase(id: string): Purchase | undefined;
   payout(id: string): Payout | undefined;
   purchases(): Purchase[];
   payouts(): Payout[];
+  /** Refund and chargeback Payments. */
+  payments(): RevioPayment[];
   webhooks(): Webhook[];
   deliveries(): ReturnType<typeof describeDelivery>[];
   /** Resolves when no webhook delivery is pending or in flight. */
@@ -111,6 +124,7 @@ export async function startRevioSandbox(options: RevioSandboxOptions = {}): Prom
       currency: options.currency ?? 'ZAR',
       pageSize: options.pageSize ?? 50,
       payoutAutoCompleteMs: options.payoutAutoCompleteMs,
+      feeBps: options.feeBps ?? 0,
     },
     store,
     keys,
@@ -181,10 +195,15 @@ export async function startRevioSandbox(options: RevioSandboxOptions = {}): Prom
     failPurchase: (id, error) => purchases.failPurchase(core, id, error),
     succeedPayout: (id) => payouts.succeedPayout(core, id),
     failPayout: (id, error) => payouts.failPayout(core, id, error),
+    refundPurchase: (id, amount) => refunds.providerReversal(core, id, 'refund', amount === undefined ? {} : { amount }),
+    chargebackPurchase: (id, amount) => refunds.providerReversal(core, id, 'chargeback', amount === undefined ? {} : { amount }),
+    setRefundMode: (mode) => void (core.refundMode = mode),
+    finishRefund: (id, succeed) => refunds.finishPendingRefund(core, id, succeed),
     purchase: (id) => state.purchases[id],
     payout: (id) => state.payouts[id],
     purchases: () => Object.values(state.purchases),
     payouts: () => Object.values(state.payouts),
+    payments: () => Object.values(state.payments ?? {}),
     webhooks: () => Object.values(state.webhooks),
     deliveries: () => state.deliveries.map((d) => describeDelivery(d, true)),
     whenDeliveriesIdle: () => engine.whenIdle(),

@@ -4,7 +4,7 @@
 // a restarted sandbox keeps its objects, its key and its pending deliveries.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Payout, Purchase, Webhook } from '../revio/types.ts';
+import type { Payout, Purchase, RevioPayment, Webhook } from '../revio/types.ts';
 
 export interface DeliveryAttempt {
   /** Epoch ms. */
@@ -52,6 +52,10 @@ export interface SandboxState {
   payouts: Record<string, Payout>;
   payoutExecutions: Record<string, PayoutExecution>;
   webhooks: Record<string, Webhook>;
+  /** Refund and chargeback Payments (refunds.ts); absent in older state files. */
+  payments?: Record<string, RevioPayment>;
+  /** Purchase id → amount of a refund waiting for /_sandbox/…/refund/complete|fail. */
+  pendingRefunds?: Record<string, number>;
   /** Every delivery in creation order (per object and target, that is the queue order); finished ones are pruned. */
   deliveries: Delivery[];
 }
@@ -60,7 +64,7 @@ export interface SandboxState {
 const FINISHED_KEPT = 2000;
 
 export function emptyState(): SandboxState {
-  return { version: 1, counters: { purchase: 0, payout: 0 }, purchases: {}, payouts: {}, payoutExecutions: {}, webhooks: {}, deliveries: [] };
+  return { version: 1, counters: { purchase: 0, payout: 0 }, purchases: {}, payouts: {}, payoutExecutions: {}, webhooks: {}, payments: {}, pendingRefunds: {}, deliveries: [] };
 }
 
 export class Store {

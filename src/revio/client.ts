@@ -6,7 +6,7 @@ import { RevioHttp, type RevioLogger } from './http.ts';
 import * as payouts from './payouts.ts';
 import * as purchases from './purchases.ts';
 import type {
-  CallOptions, CreatePayoutInput, CreatePurchaseInput, CreateWebhookInput, ExecutePayoutInput, Payout, Purchase, Webhook,
+  CallOptions, CreatePayoutInput, CreatePurchaseInput, CreateWebhookInput, ExecutePayoutInput, Payout, Purchase, RevioPayment, Webhook,
 } from './types.ts';
 import * as webhooks from './webhooks.ts';
 
@@ -32,6 +32,8 @@ export interface RevioClient {
   createPurchase(input: CreatePurchaseInput, options?: CallOptions): Promise<Purchase>;
   getPurchase(purchaseId: string, options?: CallOptions): Promise<Purchase>;
   cancelPurchase(purchaseId: string, options?: CallOptions): Promise<Purchase>;
+  /** Full refund when amount is omitted. Not idempotent. */
+  refundPurchase(purchaseId: string, amount?: number | bigint | string, options?: CallOptions): Promise<RevioPayment | Purchase>;
   /** Sandbox extension (no such list on real Revio). */
   findPurchasesByReference(reference: string, options?: CallOptions): Promise<Purchase[]>;
   createPayout(input: CreatePayoutInput, options?: CallOptions): Promise<Payout>;
@@ -56,6 +58,7 @@ export function createRevioClient(options: RevioClientOptions): RevioClient {
     createPurchase: (input, o) => purchases.createPurchase(ctx, input, o),
     getPurchase: (id, o) => purchases.getPurchase(ctx, id, o),
     cancelPurchase: (id, o) => purchases.cancelPurchase(ctx, id, o),
+    refundPurchase: (id, amount, o) => purchases.refundPurchase(ctx, id, amount, o),
     findPurchasesByReference: (reference, o) => purchases.findPurchasesByReference(ctx, reference, o),
     createPayout: (input, o) => payouts.createPayout(ctx, input, o),
     executePayout: (payout, input, o) => payouts.executePayout(ctx, payout, input, o),

@@ -3,7 +3,7 @@
 import { toCents, toCurrency, toReference } from './amounts.ts';
 import type { RevioContext } from './context.ts';
 import { collectPages } from './pagination.ts';
-import type { CallOptions, CreatePurchaseInput, Purchase } from './types.ts';
+import type { CallOptions, CreatePurchaseInput, Purchase, RevioPayment } from './types.ts';
 
 const id = (purchaseId: string) => encodeURIComponent(purchaseId);
 
@@ -41,6 +41,19 @@ export function getPurchase(ctx: RevioContext, purchaseId: string, options?: Cal
 /** POST /purchases/{id}/cancel/ → Purchase in `cancelled`; it can no longer be paid. */
 export function cancelPurchase(ctx: RevioContext, purchaseId: string, options?: CallOptions): Promise<Purchase> {
   return ctx.http.request<Purchase>({ operation: 'cancelPurchase', method: 'POST', path: `purchases/${id(purchaseId)}/cancel/` }, options);
+}
+
+/**
+ * POST /purchases/{id}/refund/ with {"amount"} (omitted = full) → 200 Payment
+ * (the refund, `related_to` the purchase), or 200 Purchase in pending_refund
+ * when Revio is slow; a refusal is a 400 purchase_refund_error ([P] C-REF).
+ * Not idempotent: after an unknown outcome compare refundable_amount first.
+ */
+export function refundPurchase(ctx: RevioContext, purchaseId: string, amount?: number | bigint | string, options?: CallOptions): Promise<RevioPayment | Purchase> {
+  return ctx.http.request<RevioPayment | Purchase>({
+    operation: 'refundPurchase', method: 'POST', path: `purchases/${id(purchaseId)}/refund/`,
+    body: amount === undefined ? {} : { amount: toCents(amount) },
+  }, options);
 }
 
 /**

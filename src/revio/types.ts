@@ -123,6 +123,29 @@ export interface Payout extends RevioObject {
   [key: string]: unknown;
 }
 
+/**
+ * A Payment object: what POST /purchases/{id}/refund/ answers and what
+ * payment.refunded / payment.charged_back carry, `related_to` naming the
+ * purchase (REVIO_API.md §2, §4). Its other fields are not documented ([A],
+ * docs/revio.md): the sandbox sends PaymentDetails' fields at the top level
+ * plus status, created_on and updated_on.
+ */
+export interface RevioPayment {
+  id: string;
+  type: 'payment';
+  status?: string;
+  payment_type?: string;
+  is_outgoing?: boolean;
+  amount: number;
+  currency: string;
+  net_amount?: number;
+  fee_amount?: number;
+  related_to: { type: string; id: string };
+  created_on?: number;
+  updated_on?: number;
+  [key: string]: unknown;
+}
+
 export interface Webhook {
   id: string;
   type?: 'webhook';

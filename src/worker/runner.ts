@@ -17,6 +17,7 @@ import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList 
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { makePool } from '../db/pools.ts';
+import { paymentPgSettings } from '../payments/config.ts';
 import { runWithLogContext } from '../log-context.ts';
 import type { Metrics } from '../metrics/registry.ts';
 import { makeCronItems, makeTaskList, type RevioTaskDeps, type TaskSettings } from './tasks/index.ts';
@@ -110,7 +111,9 @@ export interface Worker {
 
 export async function startWorker(options: StartWorkerOptions): Promise<Worker> {
   const settings = { ...workerSettingsFrom(), ...definedOnly(options) };
-  const pool = makePool(options.connectionString, 'worker', options.logger, settings.concurrency + 2);
+  // The payment settings SQL reads (clearing, fees) also apply to what jobs credit.
+  const pool = makePool(options.connectionString, 'worker', options.logger, settings.concurrency + 2,
+    options.revio ? paymentPgSettings(options.revio.payments) : undefined);
   const launch = () =>
     run({
       pgPool: pool,

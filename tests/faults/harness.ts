@@ -48,7 +48,7 @@ const FAILING_ACCOUNT = '910000001';
 const SANDBOX_KEY = 'revio-sandbox-secret-key';
 const SANDBOX_BRAND = '2f8e9a4c-5b1d-4e7a-9c3f-0d6b8a1e7c55';
 const FINAL_DEPOSIT = new Set(['paid', 'failed', 'cancelled', 'expired']);
-const FINAL_WITHDRAWAL = new Set(['paid', 'failed']);
+const FINAL_WITHDRAWAL = new Set(['paid', 'failed', 'cancelled']);
 
 interface User {
   index: number;
@@ -79,6 +79,16 @@ interface Op {
   rowId?: string;
   /** deposit: what we did at checkout. */
   fate?: 'paid' | 'failed' | 'abandoned' | 'pay-uncertain';
+}
+
+/** A refund, a cancellation or a chargeback of an earlier operation (issue 10). */
+interface LifecycleOp {
+  kind: 'refund' | 'cancel-deposit' | 'cancel-withdrawal' | 'chargeback';
+  user: User;
+  target: Op;
+  key?: string;
+  amount?: number;
+  outcome: Outcome;
 }
 
 /** A user-balance effect: certain (acknowledged) or uncertain (response lost: zero or once). */
@@ -192,6 +202,8 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     REVIO_RETRY_BASE_MS: '100',
     RECONCILIATION_MIN_AGE_SECONDS: '1',
     WITHDRAWAL_DAILY_LIMIT_CENTS: '1000000000',
+    // The model spends a deposit as soon as it is credited (clearing is tested in payments-lifecycle).
+    DEPOSIT_CLEARING_SECONDS: '0',
   };
   delete common.DATABASE_URL;
   delete common.AUTH_DATABASE_URL;
@@ -329,6 +341,10 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     const depositMutation = 'mutation($i: CreateDepositInput!) { createDeposit(input: $i) { result { rowId status } } }';
     const transferMutation = 'mutation($i: TransferInput!) { transfer(input: $i) { result { rowId } } }';
     const withdrawalMutation = 'mutation($i: RequestWithdrawalInput!) { requestWithdrawal(input: $i) { result { rowId status } } }';
+    const refundMutation = 'mutation($i: RefundDepositInput!) { refundDeposit(input: $i) { result { rowId status } } }';
+    const cancelDepositMutation = 'mutation($i: CancelDepositInput!) { cancelDeposit(input: $i) { result { rowId status } } }';
+    const cancelWithdrawalMutation = 'mutation($i: CancelWithdrawalInput!) { cancelWithdrawal(input: $i) { result { rowId status } } }';
+    const lifecycle: LifecycleOp[] = [];
 
     const purchaseOf = async (depositId: string, timeoutMs: number): Promise<string | undefined> => {
       const deadline = Date.now() + timeoutMs;
@@ -477,6 +493,68 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
         if (sent.outcome === 'ok') user.estimate -= amount;
       }
       stats.count('withdrawal', `${failing ? 'to 910000001 ' : ''}${sent.outcome === 'rejected' ? `rejected ${sent.code}` : sent.outcome}`);
+    };
+
+    /** Sends a lifecycle mutation and classifies the answer. */
+    const sendLifecycle = async (op: LifecycleOp, mutation: string, field: string, input: Record<string, unknown>) => {
+      lifecycle.push(op);
+      try {
+        const verdict = classify(await graphql(mutation, { i: input }, op.user.token), field);
+        op.outcome = verdict.outcome;
+        stats.count(op.kind, verdict.outcome === 'rejected' ? `rejected ${verdict.code}` : verdict.outcome);
+      } catch (error) {
+        op.outcome = (error as TransportError).refused ? 'unavailable' : 'uncertain';
+        stats.count(op.kind, op.outcome);
+      }
+    };
+
+    /**
+     * Refunds (40 %: part of a paid deposit), cancellations of abandoned deposits
+     * (20 %) and of recent withdrawals (25 %, often too late: WITHDRAWAL_NOT_CANCELLABLE),
+     * and chargebacks made by Revio through the sandbox (15 %). Their balance effects are
+     * read back after settling (refund status, reversal debits, cancelled withdrawals);
+     * the checks then prove none was applied twice or lost.
+     */
+    const doLifecycle = async (r: Rng) => {
+      const roll = r.next();
+      const paid = ops.filter((o) => o.kind === 'deposit' && o.fate === 'paid' && o.rowId);
+      if (roll < 0.4) {
+        if (paid.length === 0) return;
+        const target = r.pick(paid);
+        const amount = r.int(1, Math.max(1, Math.min(target.amount, Math.floor(target.user.estimate / 4))));
+        const key = `rf-${++opIds}-${r.int(0, 1e9)}`;
+        const op: LifecycleOp = { kind: 'refund', user: target.user, target, key, amount, outcome: 'uncertain' };
+        await sendLifecycle(op, refundMutation, 'refundDeposit', { depositId: target.rowId, amount: String(amount), reason: 'fault run', idempotencyKey: key });
+        if (op.outcome === 'ok') target.user.estimate -= amount;
+      } else if (roll < 0.6) {
+        const abandoned = ops.filter((o) => o.kind === 'deposit' && o.fate === 'abandoned' && o.rowId);
+        if (abandoned.length === 0) return;
+        const target = r.pick(abandoned);
+        await sendLifecycle({ kind: 'cancel-deposit', user: target.user, target, outcome: 'uncertain' }, cancelDepositMutation, 'cancelDeposit', { depositId: target.rowId });
+      } else if (roll < 0.85) {
+        const recent = ops.filter((o) => o.kind === 'withdrawal' && o.outcome === 'ok' && o.rowId).slice(-8);
+        if (recent.length === 0) return;
+        const target = r.pick(recent);
+        const op: LifecycleOp = { kind: 'cancel-withdrawal', user: target.user, target, outcome: 'uncertain' };
+        await sendLifecycle(op, cancelWithdrawalMutation, 'cancelWithdrawal', { withdrawalId: target.rowId });
+        if (op.outcome === 'ok' && !target.failing) target.user.estimate += target.amount;
+      } else {
+        if (paid.length === 0) return;
+        const target = r.pick(paid);
+        const purchase = await purchaseOf(target.rowId!, 1_000);
+        if (!purchase) return;
+        const op: LifecycleOp = { kind: 'chargeback', user: target.user, target, amount: r.int(1, target.amount), outcome: 'uncertain' };
+        lifecycle.push(op);
+        try {
+          await sandboxPost(`/_sandbox/purchases/${purchase}/chargeback`, { amount: op.amount });
+          op.outcome = 'ok';
+          target.user.estimate -= op.amount!;
+        } catch (error) {
+          // 400: nothing left to charge back (refunded or charged back already); else the sandbox was down.
+          op.outcome = /: 400 /.test((error as Error).message) ? 'rejected' : 'uncertain';
+        }
+        stats.count('chargeback', op.outcome);
+      }
     };
 
     /** The same mutation with the same idempotency key: the first result again, nothing moved twice. */
@@ -640,9 +718,10 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       while (Date.now() - loadStart < options.durationMs) {
         const roll = r.next();
         try {
-          if (roll < 0.3) await doDeposit(r);
-          else if (roll < 0.65) await doTransfer(r);
-          else if (roll < 0.85) await doWithdrawal(r);
+          if (roll < 0.27) await doDeposit(r);
+          else if (roll < 0.59) await doTransfer(r);
+          else if (roll < 0.77) await doWithdrawal(r);
+          else if (roll < 0.88) await doLifecycle(r);
           else await doReplay(r);
         } catch (error) {
           stats.count('harness', `error ${(error as Error).message.slice(0, 60)}`);
@@ -678,12 +757,17 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       // Jobs a killed worker had locked stay locked for graphile-worker's 4 hours; a worker started
       // after the lock cannot hold it, so its locks are released (docs/faults.md, finding 2).
       await sql(`select graphile_worker.force_unlock_workers(array_agg(distinct locked_by)) from graphile_worker.jobs where locked_at is not null and locked_at < $1`, [new Date(worker.startedAt - 1_000)]).catch(() => undefined);
+      // The same for a runner the worker process restarted after a PostgreSQL restart (finding 7): no job
+      // here runs for a minute (Revio calls time out after 1.5 s), so an older lock is an orphan.
+      await sql(`select graphile_worker.force_unlock_workers(array_agg(distinct locked_by)) from graphile_worker.jobs where locked_at < now() - interval '60 seconds'`).catch(() => undefined);
       await sql(`select graphile_worker.reschedule_jobs(array_agg(id), run_at := now()) from graphile_worker.jobs where locked_at is null and attempts < max_attempts and run_at > now()`).catch(() => undefined);
       await reconcile();
       openRows = await sql(`
         select 'deposit' as kind, id, status::text from app_public.deposits where status not in ('paid','failed','cancelled','expired') and not needs_attention
         union all
-        select 'withdrawal', id, status::text from app_public.withdrawals where status not in ('paid','failed') and not needs_attention`);
+        select 'withdrawal', id, status::text from app_public.withdrawals where status not in ('paid','failed','cancelled') and not needs_attention
+        union all
+        select 'refund', id, status::text from app_public.refunds where status in ('requested','submitted') and not needs_attention`);
       const jobs = await sql<{ n: string }>(`select count(*) as n from graphile_worker.jobs where attempts < max_attempts and task_identifier <> 'revio.reconcile_pending'`);
       if (openRows.length === 0 && Number(jobs[0].n) === 0) {
         settled = true;
@@ -695,8 +779,19 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     await sleep(1_500);
     await reconcile();
     await sleep(1_500);
+    // The daily check, as its cron would: it reports refunds and chargebacks whose webhooks never came.
+    await sql(`select graphile_worker.add_job('revio.reconcile_daily', '{}'::json, job_key := 'faults-daily', max_attempts := 3)`).catch(() => undefined);
+    for (let i = 0; i < 120; i++) {
+      const pending = await sql(`select 1 from graphile_worker.jobs where key = 'faults-daily' and attempts < max_attempts`).catch(() => [1]);
+      if (pending.length === 0) break;
+      await sleep(1_000);
+    }
     progress(settled ? 'settled' : 'settle timed out');
-    if (!settled) violation(`not settled within ${options.settleTimeoutMs / 1000} s: ${openRows.length} deposits/withdrawals neither final nor flagged, e.g. ${JSON.stringify(openRows.slice(0, 3))}`);
+    if (!settled) {
+      const waiting = await sql(`select task_identifier, count(*)::int as n, max(attempts) as attempts, max(last_error) as last_error from graphile_worker.jobs
+                                  where attempts < max_attempts and task_identifier <> 'revio.reconcile_pending' group by 1`).catch(() => []);
+      violation(`not settled within ${options.settleTimeoutMs / 1000} s: ${openRows.length} deposits/withdrawals neither final nor flagged, e.g. ${JSON.stringify(openRows.slice(0, 3))}; jobs waiting: ${JSON.stringify(waiting)}`);
+    }
 
     // ---- Hostile input: nothing recorded, no 5xx, stable codes.
     const before = await sql(`select (select count(*) from ledger.entries) as entries, (select count(*) from app_public.deposits) as deposits, (select count(*) from app_public.withdrawals) as withdrawals, (select count(*) from app_public.bank_accounts) as banks`);
@@ -723,14 +818,16 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
                                        (select count(*) from ledger.postings p where p.entry_id = d.credit_entry_id and p.account_id = d.wallet_id) as credits
                                   from app_public.deposits d`);
     const depositByPurchase = new Map(deposits.filter((d) => d.revio_purchase_id).map((d) => [d.revio_purchase_id, d]));
-    const paidPurchases = Object.values(state.purchases).filter((p) => p.status === 'paid');
+    // Paid, and perhaps refunded or charged back since (those are checked below).
+    const WAS_PAID = new Set(['paid', 'refunded', 'pending_refund', 'chargeback']);
+    const paidPurchases = Object.values(state.purchases).filter((p) => WAS_PAID.has(p.status));
     check('every purchase the sandbox marked paid is credited exactly once', paidPurchases.flatMap((p) => {
       const d = depositByPurchase.get(p.id);
       if (!d) return [`paid purchase ${p.id} (reference ${p.reference}) has no deposit`];
       if (d.status !== 'paid' || Number(d.credits) !== 1) return [`paid purchase ${p.id}: deposit ${d.id} is ${d.status} with ${d.credits} credit postings`];
       if (String(p.purchase.total) !== d.amount) return [`paid purchase ${p.id} of ${p.purchase.total}: deposit ${d.id} is for ${d.amount}`];
       return [];
-    }).concat(deposits.filter((d) => d.status === 'paid' && state.purchases[d.revio_purchase_id]?.status !== 'paid').map((d) => `deposit ${d.id} is paid but its purchase ${d.revio_purchase_id} is ${state.purchases[d.revio_purchase_id]?.status}`)));
+    }).concat(deposits.filter((d) => d.status === 'paid' && !WAS_PAID.has(state.purchases[d.revio_purchase_id]?.status)).map((d) => `deposit ${d.id} is paid but its purchase ${d.revio_purchase_id} is ${state.purchases[d.revio_purchase_id]?.status}`)));
 
     const withdrawals = await sql(`select w.id, w.status::text, w.amount::text, w.revio_payout_id, w.needs_attention, h.status::text as hold_status
                                      from app_public.withdrawals w left join ledger.holds h on h.id = w.hold_id`);
@@ -753,6 +850,50 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       ...deposits.filter((d) => !FINAL_DEPOSIT.has(d.status) && !d.needs_attention).map((d) => `deposit ${d.id} is ${d.status}`),
       ...withdrawals.filter((w) => !FINAL_WITHDRAWAL.has(w.status) && !w.needs_attention).map((w) => `withdrawal ${w.id} is ${w.status}`),
     ]);
+
+    // ---- Refunds, chargebacks and cancellations (issue 10).
+    const refunds = await sql(`select r.id, r.idempotency_key, r.status::text, r.amount::text, r.needs_attention, h.status::text as hold_status
+                                 from app_public.refunds r left join ledger.holds h on h.id = r.hold_id`);
+    check('every refund is final or flagged', refunds.filter((x) => (x.status === 'requested' || x.status === 'submitted') && !x.needs_attention).map((x) => `refund ${x.id} is ${x.status}`));
+    check("every failed refund's hold was released", refunds.filter((x) => x.status === 'failed' && x.hold_status !== 'released').map((x) => `refund ${x.id} failed but its hold is ${x.hold_status}`));
+    check("every cancelled withdrawal's hold was released and nothing was paid out",
+      withdrawals.filter((w) => w.status === 'cancelled' && (w.hold_status !== 'released' || w.revio_payout_id)).map((w) => `withdrawal ${w.id} cancelled: hold ${w.hold_status}, payout ${w.revio_payout_id}`));
+    const sandboxPayments = Object.values((state as { payments?: Record<string, any> }).payments ?? {}) as { payment_type: string; amount: number; related_to: { id: string } }[];
+    const takenBack = new Map<string, number>();
+    for (const p of sandboxPayments) takenBack.set(p.related_to.id, (takenBack.get(p.related_to.id) ?? 0) + p.amount);
+    const depositMoney = await sql(`select d.id, d.revio_purchase_id, d.refunded_amount::text, d.reversed_amount::text,
+                                           (select coalesce(sum(r.amount), 0) from app_public.refunds r where r.deposit_id = d.id and r.status = 'succeeded')::text as refunds_succeeded,
+                                           exists (select from app_private.revio_deliveries v where v.deposit_id = d.id and v.outcome = 'review')
+                                             or exists (select from app_public.refunds r where r.deposit_id = d.id and r.needs_attention)
+                                             or exists (select from app_private.revio_discrepancies x where x.deposit_id = d.id and x.resolved_at is null) as told_a_person
+                                      from app_public.deposits d where d.revio_purchase_id is not null`);
+    check('every refund and chargeback Revio made is applied exactly once (none twice, none silently lost)', depositMoney.flatMap((d) => {
+      const revio = takenBack.get(d.revio_purchase_id) ?? 0;
+      const ours = Number(d.refunded_amount) + Number(d.reversed_amount);
+      const failures: string[] = [];
+      if (d.refunded_amount !== d.refunds_succeeded) failures.push(`deposit ${d.id}: refunded_amount ${d.refunded_amount}, succeeded refunds ${d.refunds_succeeded}`);
+      if (ours > revio) failures.push(`deposit ${d.id}: the ledger took back ${ours}, Revio only ${revio} (applied twice)`);
+      if (ours < revio && !d.told_a_person) failures.push(`deposit ${d.id}: Revio took back ${revio}, the ledger ${ours}, and nobody was told`);
+      return failures;
+    }));
+    // Their balance effects, read back: a refund debits once it succeeded (zero or once while it is
+    // open and flagged), a chargeback debits what the wallet had, a cancelled withdrawal moved nothing.
+    const refundByKey = new Map(refunds.map((x) => [x.idempotency_key, x]));
+    for (const op of lifecycle) {
+      if (op.kind !== 'refund') continue;
+      const row = refundByKey.get(op.key);
+      if (row && row.status !== 'failed') effects.push({ user: op.user, delta: -Number(row.amount), certain: row.status === 'succeeded', op: op.target });
+    }
+    for (const row of await sql(`select wallet_id, sum(debited_amount)::text as debited from app_public.reversals group by wallet_id`)) {
+      const user = users.find((u) => u.walletId === row.wallet_id);
+      const anchor = user && ops.find((o) => o.user === user && o.kind === 'deposit');
+      if (user && anchor && Number(row.debited) > 0) effects.push({ user, delta: -Number(row.debited), certain: true, op: anchor });
+    }
+    const cancelled = new Set(withdrawals.filter((w) => w.status === 'cancelled').map((w) => w.id));
+    for (let i = effects.length - 1; i >= 0; i--) {
+      const effect = effects[i];
+      if (effect.op.kind === 'withdrawal' && effect.op.rowId && cancelled.has(effect.op.rowId)) effects.splice(i, 1);
+    }
 
     // Flagged withdrawals keep their money held: their effect is uncertain in the model.
     const withdrawalById = new Map(withdrawals.map((w) => [w.id, w]));
@@ -803,10 +944,16 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     for (const d of deposits) depositStatuses.set(`${d.status}${d.needs_attention ? ' (flagged)' : ''}`, (depositStatuses.get(`${d.status}${d.needs_attention ? ' (flagged)' : ''}`) ?? 0) + 1);
     const withdrawalStatuses = new Map<string, number>();
     for (const w of withdrawals) withdrawalStatuses.set(`${w.status}${w.needs_attention ? ' (flagged)' : ''}`, (withdrawalStatuses.get(`${w.status}${w.needs_attention ? ' (flagged)' : ''}`) ?? 0) + 1);
+    const refundStatuses = new Map<string, number>();
+    for (const x of refunds) refundStatuses.set(x.status, (refundStatuses.get(x.status) ?? 0) + 1);
+    const reversalRows = await sql(`select kind, count(*)::int as n, sum(receivable_amount)::text as receivable from app_public.reversals group by kind`);
+    const reversalSummary = reversalRows.length ? reversalRows.map((x) => `${x.kind} ${x.n} (receivable ${x.receivable})`).join(', ') : 'none';
     table('final states', [
       ['deposits', [...depositStatuses].map(([s, n]) => `${s} ${n}`).join(', ')],
       ['withdrawals', [...withdrawalStatuses].map(([s, n]) => `${s} ${n}`).join(', ')],
       ['sandbox', `${paidPurchases.length} purchases paid, ${successPayouts.length} payouts succeeded`],
+      ['refunds', refundStatuses.size ? [...refundStatuses].map(([s, n]) => `${s} ${n}`).join(', ') : 'none'],
+      ['reversals', reversalSummary],
     ]);
     table('checks', [
       ...checks.map((c): [string, string] => [c.failures.length === 0 ? 'PASS' : 'FAIL', c.name + (c.failures.length ? ` (${c.failures.length})` : '')]),

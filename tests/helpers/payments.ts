@@ -6,7 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { generatePrivateJwk, loadSigningKeys } from '../../src/auth/keys.ts';
-import { makePool } from '../../src/db/pools.ts';
+import { connectionOptions, makePool } from '../../src/db/pools.ts';
 import { startApi, type Api } from '../../src/http/app.ts';
 import { makeLogger } from '../../src/logger.ts';
 import type { Metrics } from '../../src/metrics/registry.ts';
@@ -15,6 +15,7 @@ import { paymentPgSettings, paymentSettingsFromEnv, type PaymentSettings } from 
 import { publicKeySource, signRevioBody, type RevioClient } from '../../src/revio/index.ts';
 import type { RevioSandbox, RevioSandboxOptions } from '../../src/revio-sandbox/index.ts';
 import { startWorker, type StartWorkerOptions, type Worker } from '../../src/worker/runner.ts';
+import { grantAdmin } from '../../src/cli/admin-grant.ts';
 import { PASSWORD, uniqueEmail, type GraphQLResponse } from './api.ts';
 import { createOwnDatabase, type OwnDatabase } from './database.ts';
 import { clientFor, startTestSandbox, testPrivateKeyPem } from './revio.ts';
@@ -43,6 +44,10 @@ export interface PaymentsStack {
   worker?: Worker;
   payments: PaymentSettings;
   bankAccountKey: BankAccountKey;
+  /** Stops the worker (jobs wait in the queue) … */
+  pauseWorker(): Promise<void>;
+  /** … and starts a new one. */
+  resumeWorker(): Promise<void>;
   graphql<T = any>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>>;
   close(): Promise<void>;
 }
@@ -53,6 +58,8 @@ export const TEST_PAYMENTS: Partial<PaymentSettings> = {
   quickRetries: 3,
   retryBaseMs: 20,
   reconcileMinAgeSeconds: 0,
+  // Credits available at once, as before clearing existed (tests/payments-lifecycle.test.ts sets its own).
+  depositClearingSeconds: 0,
 };
 
 export async function startPaymentsStack(label: string, options: StackOptions = {}): Promise<PaymentsStack> {
@@ -62,7 +69,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
   const revio = clientFor(sandbox, { timeoutMs: options.clientTimeoutMs ?? 1_000 });
   const payments = { ...paymentSettingsFromEnv({}), ...TEST_PAYMENTS, ...options.payments };
   const bankAccountKey = parseBankAccountKey(generateBankAccountKey());
-  const authPool = makePool(db.authUrl, 'test-api', logger, 20);
+  const authPool = makePool(db.authUrl, 'test-api', logger, 20, paymentPgSettings(payments));
   const tokens = { keys: await loadSigningKeys(await generatePrivateJwk()), issuer: 'pgwallet', audience: 'pgwallet-api', ttlSeconds: 900 };
   const api = await startApi({
     host: '127.0.0.1',
@@ -78,13 +85,20 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
     ledgerCheckIntervalSeconds: options.ledgerCheckIntervalSeconds,
   });
   await revio.createWebhook({ title: 'pgwallet test', callback: `${api.url}/webhooks/revio`, allEvents: true });
-  const worker = options.worker === false
-    ? undefined
-    : await startWorker({ connectionString: db.workerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey }, email: options.email });
-  const owner = new pg.Pool({ connectionString: db.ownerUrl, max: 5 });
+  const makeWorker = () =>
+    startWorker({ connectionString: db.workerUrl, logger, cron: false, concurrency: 4, pollInterval: 50, metrics: options.metrics, revio: { client: revio, payments, bankAccountKey }, email: options.email });
+  const worker = options.worker === false ? undefined : await makeWorker();
+  const owner = new pg.Pool({ connectionString: db.ownerUrl, max: 5, options: connectionOptions(paymentPgSettings(payments)) });
 
-  return {
+  const stack: PaymentsStack = {
     db, owner, sandbox, revio, api, url: api.url, worker, payments, bankAccountKey,
+    async pauseWorker() {
+      await stack.worker?.stop();
+      stack.worker = undefined;
+    },
+    async resumeWorker() {
+      stack.worker ??= await makeWorker();
+    },
     async graphql(query, variables, token) {
       const response = await fetch(`${api.url}/graphql`, {
         method: 'POST',
@@ -94,7 +108,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
       return { status: response.status, ...((await response.json()) as object) };
     },
     async close() {
-      await worker?.stop();
+      await stack.worker?.stop();
       await api.close();
       await sandbox.close();
       await authPool.end();
@@ -102,6 +116,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
       await db.drop();
     },
   };
+  return stack;
 }
 
 export interface Person {
@@ -222,4 +237,49 @@ export async function runJob(stack: PaymentsStack, task: string, payload: object
     if (job.rows[0].last_error) throw new Error(`${task} failed: ${job.rows[0].last_error}`);
     return undefined;
   }, 15_000, `${task} to run`);
+}
+
+/** The stable error code of a GraphQL answer, if it failed. */
+export const codeOf = (result: { errors?: { extensions?: { code?: string } }[] }) => result.errors?.[0]?.extensions?.code;
+
+/** A person made admin by the CLI's function, signed in again (the token must carry the app_admin role). */
+export async function signUpAdmin(stack: PaymentsStack, label = 'admin'): Promise<Person> {
+  const person = await signUp(stack, label);
+  await grantAdmin(stack.db.ownerUrl, person.email);
+  const login = await stack.graphql(`mutation($i: LoginInput!) { login(input: $i) { accessToken } }`, { i: { email: person.email, password: PASSWORD } });
+  if (!login.data?.login) throw new Error(`login failed: ${JSON.stringify(login.errors)}`);
+  return { ...person, token: login.data.login.accessToken };
+}
+
+export async function addBankAccount(stack: PaymentsStack, person: Person): Promise<string> {
+  const added = await stack.graphql(
+    `mutation($i: AddBankAccountInput!) { addBankAccount(input: $i) { result { rowId } } }`,
+    { i: { accountHolder: 'Thandi Person', bankName: 'FNB', branchCode: '250655', accountNumber: '62000123456', accountType: 'cheque' } },
+    person.token,
+  );
+  if (!added.data?.addBankAccount) throw new Error(`addBankAccount failed: ${JSON.stringify(added.errors)}`);
+  return added.data.addBankAccount.result.rowId;
+}
+
+export async function requestWithdrawal(stack: PaymentsStack, person: Person, bankAccountId: string, amount: number | string, key = `wd-${Math.random()}`) {
+  return stack.graphql(
+    `mutation($i: RequestWithdrawalInput!) { requestWithdrawal(input: $i) { result { ${WITHDRAWAL_FIELDS} } } }`,
+    { i: { walletId: person.walletId, amount: String(amount), bankAccountId, idempotencyKey: key } },
+    person.token,
+  );
+}
+
+export const REFUND_FIELDS = 'rowId depositId status amount currency reason byAdmin failureReason';
+
+export async function refundDeposit(stack: PaymentsStack, person: Person, depositId: string, amount: number | string, key = `rf-${Math.random()}`, reason = 'changed my mind') {
+  return stack.graphql(
+    `mutation($i: RefundDepositInput!) { refundDeposit(input: $i) { result { ${REFUND_FIELDS} } } }`,
+    { i: { depositId, amount: String(amount), reason, idempotencyKey: key } },
+    person.token,
+  );
+}
+
+export async function refundRow(stack: PaymentsStack, id: string) {
+  const { rows } = await stack.owner.query(`select * from app_public.refunds where id = $1`, [id]);
+  return rows[0];
 }

@@ -10,11 +10,14 @@ import { commerceExpireReservations } from '../../commerce/tasks.ts';
 import { ledgerExpireHolds } from './ledger-expire-holds.ts';
 import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
 import { revioCreatePayout } from './revio-create-payout.ts';
+import { paymentsReleaseCleared } from './payments-release-cleared.ts';
+import { revioCancelPurchase } from './revio-cancel-purchase.ts';
 import { revioCreatePurchase } from './revio-create-purchase.ts';
 import { revioPurgeDeliveries } from './revio-purge-deliveries.ts';
 import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts';
 import { sendEmail } from './send-email.ts';
 import { VOTING_CRON_ITEMS, votingCloseEvents, votingSnapshotLeaderboards } from '../../voting/tasks.ts';
+import { revioRefundPurchase } from './revio-refund-purchase.ts';
 
 /** What the Revio tasks need; without it they are not registered and their jobs wait. */
 export interface RevioTaskDeps {
@@ -42,6 +45,7 @@ export function makeTaskList(settings: TaskSettings): TaskList {
     // Database only (no Revio call), so it runs whether or not Revio is configured.
     'revio.purge_deliveries': revioPurgeDeliveries(settings.deliveryRetentionDays, settings.badDeliveryRetentionDays),
     commerce_expire_reservations: commerceExpireReservations,
+    'payments.release_cleared': paymentsReleaseCleared,
   };
   const emailSettings = settings.email?.settings ?? emailSettingsFrom();
   tasks.send_email = sendEmail(settings.email?.transport ?? transportFor(emailSettings), emailSettings);
@@ -49,6 +53,8 @@ export function makeTaskList(settings: TaskSettings): TaskList {
   if (revio) {
     tasks['revio.create_purchase'] = revioCreatePurchase(revio.client, revio.payments);
     tasks['revio.create_payout'] = revioCreatePayout(revio.client, revio.bankAccountKey, revio.payments);
+    tasks['revio.refund_purchase'] = revioRefundPurchase(revio.client, revio.payments);
+    tasks['revio.cancel_purchase'] = revioCancelPurchase(revio.client, revio.payments);
     tasks['revio.reconcile_pending'] = revioReconcilePending(revio.client, revio.payments);
     tasks['revio.reconcile_daily'] = revioReconcileDaily(revio.client, revio.payments);
   }
@@ -68,6 +74,8 @@ export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem
     { task: 'commerce_expire_reservations', match: '* * * * *', identifier: 'commerce_expire_reservations', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...(options.revio
       ? [
+          // Deposits (and so clearing holds) exist only with Revio; each also has its own job at clears_at.
+          { task: 'payments.release_cleared', match: '* * * * *', identifier: 'payments.release_cleared', options: { backfillPeriod: 0, maxAttempts: 3 } },
           { task: 'revio.reconcile_pending', match: '*/5 * * * *', identifier: 'revio.reconcile_pending', options: { backfillPeriod: 0, maxAttempts: 3 } },
           { task: 'revio.reconcile_daily', match: '30 3 * * *', identifier: 'revio.reconcile_daily', options: { backfillPeriod: 0, maxAttempts: 5 } },
         ]

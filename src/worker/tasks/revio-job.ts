@@ -26,8 +26,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Longest Retry-After we wait for inside an attempt; longer ones go to the job's backoff. */
 const MAX_INLINE_WAIT_MS = 5_000;
 
+/** SQLSTATE PAYMENT_CLOSED: the deposit, withdrawal or refund was cancelled or settled meanwhile. */
+const PAYMENT_CLOSED = 'PW325';
+const isClosed = (error: unknown) => (error as { code?: unknown } | null)?.code === PAYMENT_CLOSED;
+
 export interface RevioJobHandlers {
-  kind: 'deposit' | 'withdrawal';
+  kind: 'deposit' | 'withdrawal' | 'refund';
   id: string;
   /** Revio refused for good (a 4xx): close the deposit or withdrawal with a reason. */
   onRefused(error: RevioError): Promise<void>;
@@ -46,6 +50,11 @@ export async function runRevioJob(
       if (error instanceof RevioError && !error.retryable) {
         helpers.logger.warn(`Revio refused ${handlers.kind} ${handlers.id}: ${error.message}`);
         return handlers.onRefused(error);
+      }
+      if (isClosed(error)) {
+        // Cancelled before anything was sent to Revio: nothing left to do.
+        helpers.logger.info(`${handlers.kind} ${handlers.id}: ${(error as Error).message}`);
+        return;
       }
       if (error instanceof NeedsAttention) {
         helpers.logger.error(`${handlers.kind} ${handlers.id} needs attention: ${error.message}`);
@@ -73,7 +82,7 @@ async function flag(helpers: JobHelpers, handlers: RevioJobHandlers, reason: str
 }
 
 /** Applies an object Revio returned, as a webhook would be applied. */
-export async function applyRevioObject(helpers: JobHelpers, body: string, source: 'worker' | 'reconciliation' = 'worker'): Promise<string> {
+export async function applyRevioObject(helpers: Pick<JobHelpers, 'query'>, body: string, source: 'worker' | 'reconciliation' = 'worker'): Promise<string> {
   const { rows } = await helpers.query<{ outcome: string }>(
     "select app_private.receive_revio_event($1, true, now(), '{}', $2) as outcome",
     [body, source],

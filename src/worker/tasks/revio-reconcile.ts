@@ -75,7 +75,16 @@ export function revioReconcileDaily(revio: RevioClient, settings: ReconcileSetti
     await eachLimited(rows, 4, async (row) => {
       try {
         const object = await fetchObject(revio, row);
-        observations.push({ kind: row.kind, id: row.id, found: true, status: object.status, amount: object.payment?.amount ?? (object as Purchase).purchase?.total, currency: object.payment?.currency ?? (object as Purchase).purchase?.currency });
+        observations.push({
+          kind: row.kind, id: row.id, found: true, status: object.status,
+          amount: object.payment?.amount ?? (object as Purchase).purchase?.total,
+          currency: object.payment?.currency ?? (object as Purchase).purchase?.currency,
+          // Net settlement: what Revio keeps as its fee and what it settles.
+          fee_amount: object.payment?.fee_amount ?? null,
+          net_amount: object.payment?.net_amount ?? null,
+          // What Revio can still refund: the purchase less every refund and chargeback it made.
+          refundable_amount: object.type === 'purchase' ? (object as Purchase).refundable_amount ?? null : null,
+        });
       } catch (error) {
         if (error instanceof RevioError && error.status === 404) observations.push({ kind: row.kind, id: row.id, found: false });
         else throw error; // Revio unreachable: the job retries later
