@@ -6,6 +6,7 @@
 // daily reconciliation compares net settlement.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ledgerHealth, HEALTHY } from './helpers/ledger.ts';
+import { becomeMerchant, createProduct, merchantBalance } from './helpers/commerce.ts';
 import {
   addBankAccount, balance, codeOf, createDeposit, depositRow, eventually, fundByDeposit, paidEvent, postWebhook, refundDeposit,
   refundRow, requestWithdrawal, runJob, signUp, startPaymentsStack, type PaymentsStack,
@@ -120,5 +121,28 @@ describe('provider fees and net settlement', () => {
     expect(rows[0]).toMatchObject({ deposit_id: depositId, ledger_amount: 9_850, revio_amount: 9_750 });
     expect(rows[0].detail).toMatch(/fee ZAR 2.50.*fee ZAR 1.50/);
     expect(rows[1].ledger_amount - rows[1].revio_amount).toBe(100);
+  });
+});
+
+describe('clearing and card orders', () => {
+  it('a card order is paid while deposits clear: the credit is spent on the order, nothing is left to hold', async () => {
+    const shop = await signUp(stack, 'clearing-shop');
+    await becomeMerchant(stack, shop, 'Clearing shop');
+    const lamp = await createProduct(stack, shop, { price: 25_000, stock: 3 });
+    const ivy = await signUp(stack, 'clearing-ivy');
+    const r = await stack.graphql(
+      `mutation($i: PurchaseByCardInput!) { purchaseByCard(input: $i) { result { rowId depositId status } } }`,
+      { i: { items: [{ productId: lamp.rowId, quantity: 1 }], idempotencyKey: 'clearing-card-1' } },
+      ivy.token,
+    );
+    const order = r.data.purchaseByCard.result;
+    const purchaseId = await eventually(async () => (await depositRow(stack, order.depositId))?.revio_purchase_id ?? undefined, 10_000, 'Revio purchase');
+    stack.sandbox.payPurchase(purchaseId);
+    await eventually(async () => (await stack.owner.query(`select status from app_public.orders where id = $1`, [order.rowId])).rows[0].status === 'paid', 10_000, 'order paid');
+    expect(await balance(stack, ivy.walletId)).toEqual({ balance: 0n, held: 0n });
+    expect(await merchantBalance(stack, shop.userId)).toBeGreaterThan(0n);
+    const { rows } = await stack.owner.query(`select clearing_hold_id, cleared_at from app_public.deposits where id = $1`, [order.depositId]);
+    expect(rows[0]).toMatchObject({ clearing_hold_id: null });
+    expect(rows[0].cleared_at).toBeTruthy();
   });
 });

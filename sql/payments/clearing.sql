@@ -15,6 +15,7 @@ as $$
 declare
   v_seconds bigint := app_private.payment_setting('deposit_clearing_seconds');
   v_deposit app_public.deposits;
+  v_amount bigint;
   v_hold uuid;
 begin
   select d.* into v_deposit from app_public.deposits d where d.id = p_deposit_id;
@@ -28,7 +29,19 @@ begin
     update app_public.deposits set cleared_at = now() where id = p_deposit_id;
     return;
   end if;
-  v_hold := ledger.place_hold(v_deposit.wallet_id, p_amount, 'infinity', 'Deposit clearing ' || p_deposit_id);
+  -- Hold what is still in the wallet of this credit. A deposit that pays a
+  -- card order (sql/commerce/card.sql) is spent on the order in the same
+  -- transaction, before this runs; that money went to the merchant, so there
+  -- is nothing left here to hold, and holding more than is available would
+  -- fail the webhook for ever. A chargeback of it still debits the wallet,
+  -- through the receivable (chargebacks.sql).
+  select least(p_amount, greatest(a.balance - a.held, 0)) into v_amount
+    from ledger.accounts a where a.id = v_deposit.wallet_id;
+  if v_amount = 0 then
+    update app_public.deposits set cleared_at = now() where id = p_deposit_id;
+    return;
+  end if;
+  v_hold := ledger.place_hold(v_deposit.wallet_id, v_amount, 'infinity', 'Deposit clearing ' || p_deposit_id);
   update app_public.deposits
      set clearing_hold_id = v_hold, clears_at = now() + make_interval(secs => v_seconds), cleared_at = null
    where id = p_deposit_id;
