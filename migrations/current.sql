@@ -1,4 +1,1 @@
--- A deposit that pays a card order leaves nothing in the wallet to hold while
--- it clears (the webhook failed for ever when clearing was on).
---!include payments/clearing.sql
---!include worker/grants.sql
+-- Enter migration here
