@@ -63,6 +63,9 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'AUDIT_LOG_IMMUTABLE', sqlstate: 'PW310', description: 'The admin log is append-only: no update, delete or truncate.' },
   { code: 'ACCOUNT_NOT_EMPTY', sqlstate: 'PW311', description: 'deleteMyAccount: every wallet must be at zero with nothing held, and no deposit or withdrawal may be open.' },
   { code: 'USER_ERASED', sqlstate: 'PW312', description: 'The account was already erased.' },
+  // Worker liveness (sql/worker/heartbeats.sql): called by the worker only
+  { code: 'WORKER_ID_INVALID', sqlstate: 'PW700', description: 'A worker heartbeat needs a worker id of 1 to 200 characters.' },
+  { code: 'STALE_AFTER_TOO_SHORT', sqlstate: 'PW701', description: 'release_stale_worker_locks: a heartbeat counts as stale after at least 5 seconds.' },
   // Abuse limits (src/http/rate-limit.ts, src/http/graphql/limits-plugin.ts)
   { code: 'RATE_LIMITED', httpStatus: 429, description: 'Too many requests from this address or account; retry after the Retry-After header (seconds).' },
   { code: 'QUERY_TOO_DEEP', description: 'The GraphQL operation nests deeper than GRAPHQL_MAX_DEPTH.' },

@@ -58,9 +58,10 @@ it('ledger_purge_idempotency deletes records older than the window', async () =>
   expect(left.rows.map((r) => r.key)).toEqual(['fresh']);
 });
 
-it('schedules both tasks and reads its settings from the environment', () => {
+it('schedules the ledger tasks and the stale-lock release, and reads its settings from the environment', () => {
   expect(makeCronItems().map((item) => [item.identifier, item.task])).toEqual([
     ['ledger_expire_holds', 'ledger_expire_holds'],
+    ['worker_release_stale_locks', 'worker_release_stale_locks'],
     ['ledger_purge_idempotency', 'ledger_purge_idempotency'],
   ]);
   expect(workerSettingsFrom({})).toEqual({ concurrency: 2, idempotencyRetentionDays: 7 });

@@ -59,7 +59,13 @@ begin
                 from app_public.withdrawals w
                where w.status in ('requested', 'submitted')
                group by w.status) s),
-    'discrepancies_open', (select count(*) from app_private.revio_discrepancies r where r.resolved_at is null)
+    'discrepancies_open', (select count(*) from app_private.revio_discrepancies r where r.resolved_at is null),
+    -- Worker liveness (sql/worker/heartbeats.sql): pools seen in the last 30 s;
+    -- jobs still locked by a pool silent for over 2 minutes (the release runs
+    -- every 15 s, so any is a release that is not happening); releases so far.
+    'workers_alive', (select count(*) from app_private.worker_heartbeats h where h.seen_at >= now() - interval '30 seconds'),
+    'jobs_locked_by_dead_workers', (select coalesce(sum(s.jobs), 0) from app_private.stale_job_lockers(interval '2 minutes') s),
+    'worker_lock_recoveries', (select count(*) from app_private.worker_lock_recoveries)
   );
 
   if p_ledger_checks then

@@ -12,11 +12,13 @@
 // would fight its own migration table. Anything that queues jobs from SQL
 // therefore needs the worker to have started once (installWorkerSchema does it
 // without running jobs).
-import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
+import { EventEmitter } from 'node:events';
+import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import type { Logger } from 'pino';
 import { makePool } from '../db/pools.ts';
 import { runWithLogContext } from '../log-context.ts';
 import type { Metrics } from '../metrics/registry.ts';
+import { heartbeatSettingsFrom, startHeartbeat, type Heartbeat } from './heartbeat.ts';
 import { makeCronItems, makeTaskList, type RevioTaskDeps } from './tasks/index.ts';
 
 export interface WorkerSettings {
@@ -96,6 +98,8 @@ export function instrumentRunner(runner: Runner, metrics: Metrics): void {
 export interface Worker {
   /** The current runner (a new one after a restart). */
   readonly runner: Runner;
+  /** Records this worker's pools and frees the locks of dead workers. */
+  readonly heartbeat: Heartbeat;
   /** Waits for running jobs to finish, then closes the pool. */
   stop(): Promise<void>;
 }
@@ -103,10 +107,18 @@ export interface Worker {
 export async function startWorker(options: StartWorkerOptions): Promise<Worker> {
   const settings = { ...workerSettingsFrom(), ...definedOnly(options) };
   const pool = makePool(options.connectionString, 'worker', options.logger, settings.concurrency + 2);
+  const heartbeatSettings = heartbeatSettingsFrom();
+  const heartbeat = startHeartbeat(pool, options.logger, heartbeatSettings);
+  // Each runner (a new one after a restart) gets a new pool id: heartbeat it
+  // from the moment it exists, sign it off when it stops cleanly.
+  const events = new EventEmitter() as WorkerEvents;
+  events.on('pool:create', ({ workerPool }) => heartbeat.add(workerPool.id));
+  events.on('pool:release', ({ workerPool }) => heartbeat.remove(workerPool.id));
   const launch = () =>
     run({
       pgPool: pool,
-      taskList: withJobLogContext(makeTaskList({ ...settings, revio: options.revio })),
+      events,
+      taskList: withJobLogContext(makeTaskList({ ...settings, staleAfterSeconds: heartbeatSettings.staleAfterSeconds, revio: options.revio })),
       parsedCronItems: options.cron === false ? [] : makeCronItems({ revio: Boolean(options.revio) }),
       concurrency: settings.concurrency,
       ...(options.pollInterval ? { pollInterval: options.pollInterval } : {}),
@@ -117,6 +129,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   try {
     runner = await launch();
   } catch (error) {
+    await heartbeat.stop();
     await pool.end();
     throw error;
   }
@@ -152,9 +165,11 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
     get runner() {
       return runner;
     },
+    heartbeat,
     async stop() {
       stopping = true;
       await runner.stop().catch(() => undefined); // already stopped if it had failed
+      await heartbeat.stop();
       await pool.end();
     },
   };

@@ -9,6 +9,7 @@ import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
 import { revioCreatePayout } from './revio-create-payout.ts';
 import { revioCreatePurchase } from './revio-create-purchase.ts';
 import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts';
+import { workerReleaseStaleLocks } from './worker-release-stale-locks.ts';
 
 /** What the Revio tasks need; without it they are not registered and their jobs wait. */
 export interface RevioTaskDeps {
@@ -19,6 +20,8 @@ export interface RevioTaskDeps {
 
 export interface TaskSettings {
   idempotencyRetentionDays: number;
+  /** WORKER_STALE_AFTER_SECONDS (src/worker/heartbeat.ts). */
+  staleAfterSeconds?: number;
   revio?: RevioTaskDeps;
 }
 
@@ -26,6 +29,7 @@ export function makeTaskList(settings: TaskSettings): TaskList {
   const tasks: TaskList = {
     ledger_expire_holds: ledgerExpireHolds,
     ledger_purge_idempotency: ledgerPurgeIdempotency(settings.idempotencyRetentionDays),
+    worker_release_stale_locks: workerReleaseStaleLocks(settings.staleAfterSeconds ?? 30),
   };
   const revio = settings.revio;
   if (revio) {
@@ -44,6 +48,7 @@ export function makeTaskList(settings: TaskSettings): TaskList {
 export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem[] {
   return parseCronItems([
     { task: 'ledger_expire_holds', match: '* * * * *', identifier: 'ledger_expire_holds', options: { backfillPeriod: 0, maxAttempts: 3 } },
+    { task: 'worker_release_stale_locks', match: '* * * * *', identifier: 'worker_release_stale_locks', options: { backfillPeriod: 0, maxAttempts: 1 } },
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...(options.revio
       ? [
