@@ -90,6 +90,18 @@ begin
   if v_workers is null then
     return 0;
   end if;
+  -- The killed attempt counts (so a job that kills its worker every time still
+  -- ends); say why in last_error. A job that was on its last attempt is now a
+  -- dead letter: flag its open deposit or withdrawal for a person, as the
+  -- Revio tasks do themselves when their last attempt fails.
+  update graphile_worker._private_jobs j
+     set last_error = 'attempt ' || j.attempts || ' stopped: its worker stopped heartbeating (killed?)'
+   where j.locked_by = any(v_workers);
+  perform app_private.flag_payment(split_part(j.key, ':', 1), substr(j.key, strpos(j.key, ':') + 1)::uuid,
+                                   'The job for it died with its worker on its last attempt (' || j.attempts || ' of ' || j.max_attempts || ').')
+     from graphile_worker._private_jobs j
+    where j.locked_by = any(v_workers) and j.attempts >= j.max_attempts
+      and j.key ~ '^(deposit|withdrawal):[0-9a-f-]{36}$';
   perform graphile_worker.force_unlock_workers(v_workers);
   delete from app_private.worker_heartbeats where worker_id = any(v_workers);
   insert into app_private.worker_lock_recoveries (worker_ids, jobs) values (v_workers, v_jobs);
