@@ -37,6 +37,7 @@ const result = await runFaults({
   faultEveryMs: Number(values['fault-every'] ?? (short ? 1_500 : 5_000)),
   settleTimeoutMs: short ? 100_000 : 180_000,
   fuzzCases: Number(values['fuzz-cases'] ?? (short ? 150 : 600)),
+  minimumPerKind: short ? 10 : 50,
   verbose: !values.quiet,
   keepDir: values.keep,
   log: (line) => console.log(line),
