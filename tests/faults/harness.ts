@@ -529,7 +529,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
 
     // ---- Faults on a schedule, and reconciliation runs (as the cron would, more often).
     let loadRunning = true;
-    const reconcile = () => sql(`select graphile_worker.add_job('revio.reconcile_pending', '{}'::json, job_key := 'faults-reconcile', max_attempts := 2)`, [], 4).catch(() => undefined);
+    const reconcile = () => sql(`select graphile_worker.add_job('revio.reconcile_pending', '{}'::json, job_key := 'faults-reconcile', max_attempts := 5)`, [], 4).catch(() => undefined);
     const patchFaults = (body: object) => sandboxPost('/_sandbox/faults', body).catch((error) => log(`fault knob: ${(error as Error).message}`));
     const REVIO_OPS = ['createPurchase', 'getPurchase', 'listPurchases', 'createPayout', 'getPayout', 'listPayouts', 'executePayout'];
     const endpointFaults = (faults: object | null) => ({ endpoints: Object.fromEntries(REVIO_OPS.map((op) => [op, faults])) });
@@ -774,7 +774,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     const requestsBefore = stats.latencies.length;
     await Promise.all(Array.from({ length: options.concurrency }, async (_, client) => {
       const r = rng(options.seed * 1000 + client + 1);
-      while ((Date.now() - loadStart < options.durationMs || !allFaultsFired()) && Date.now() - loadStart < options.durationMs * 4) {
+      while ((Date.now() - loadStart < options.durationMs || !allFaultsFired()) && Date.now() - loadStart < options.durationMs * 8) {
         const roll = r.next();
         try {
           if (roll < 0.3) await doDeposit(r);
@@ -984,6 +984,10 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     const deadJobs = await sql(`select job_id, task, job_key, attempts, last_error, deposit_id, withdrawal_id from audit.dead_jobs`);
     check('every dead job is explained (its payment is flagged for a fault this run injected)', deadJobs.flatMap((job) => {
       const payment = job.deposit_id ?? job.withdrawal_id;
+      if (/its worker stopped heartbeating/.test(job.last_error ?? '') && fired(/kill -9 a worker|paused past|overlapping/).length > 0) {
+        explainedBy.set(`dead ${job.task}: killed with its worker on its last attempt`, (explainedBy.get(`dead ${job.task}: killed with its worker on its last attempt`) ?? 0) + 1);
+        return [];
+      }
       if (payment && explainedIds.has(payment)) {
         explainedBy.set(`dead ${job.task}: its payment is flagged`, (explainedBy.get(`dead ${job.task}: its payment is flagged`) ?? 0) + 1);
         return [];

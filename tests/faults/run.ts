@@ -34,7 +34,7 @@ const result = await runFaults({
   users: Number(values.users ?? (short ? 24 : 300)),
   concurrency: Number(values.concurrency ?? (short ? 8 : 24)),
   durationMs,
-  faultEveryMs: Number(values['fault-every'] ?? (short ? 1_500 : 5_000)),
+  faultEveryMs: Number(values['fault-every'] ?? (short ? 500 : 5_000)),
   settleTimeoutMs: short ? 100_000 : 180_000,
   fuzzCases: Number(values['fuzz-cases'] ?? (short ? 150 : 600)),
   minimumPerKind: short ? 10 : 50,
