@@ -67,6 +67,8 @@ export class Store {
   state: SandboxState;
   readonly #file: string | undefined;
   #closed = false;
+  #scheduled = false;
+  #dirty = false;
 
   constructor(file: string | undefined) {
     this.#file = file;
@@ -84,22 +86,33 @@ export class Store {
     return { ...emptyState(), ...parsed };
   }
 
-  /**
-   * Marks the state changed and writes it at once: a change is on disk before
-   * the response that reports it, so a sandbox killed with SIGKILL (the fault
-   * suite does) forgets nothing it acknowledged, as Revio would not. (Writing
-   * at the end of the tick instead lost payouts whose creation had been
-   * answered: the product then saw 404s for its own payouts.)
-   */
+  /** Marks the state changed; written at the end of the current tick, or before the response of the request that changed it (flushIfDirty). */
   changed(): void {
     if (!this.#file) return this.#prune();
-    if (this.#closed) return;
-    this.flush();
+    this.#dirty = true;
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (this.#dirty) this.flush();
+    });
+  }
+
+  /**
+   * Writes now if anything changed. Called before a POST/PATCH/DELETE answers
+   * (server.ts), so a sandbox killed with SIGKILL (the fault suite does) never
+   * forgets a purchase or payout it acknowledged, as Revio would not. Writing
+   * only at the end of the tick lost payouts whose creation had been answered:
+   * the product then got 404 for its own payout.
+   */
+  flushIfDirty(): void {
+    if (this.#dirty && !this.#closed) this.flush();
   }
 
   /** Writes now (also used on close). */
   flush(): void {
     if (!this.#file) return;
+    this.#dirty = false;
     this.#prune();
     mkdirSync(dirname(this.#file), { recursive: true });
     const temp = `${this.#file}.${process.pid}.tmp`;

@@ -35,7 +35,7 @@ const result = await runFaults({
   concurrency: Number(values.concurrency ?? (short ? 8 : 24)),
   durationMs,
   faultEveryMs: Number(values['fault-every'] ?? (short ? 500 : 5_000)),
-  settleTimeoutMs: short ? 100_000 : 180_000,
+  settleTimeoutMs: short ? 240_000 : 300_000,
   fuzzCases: Number(values['fuzz-cases'] ?? (short ? 150 : 600)),
   minimumPerKind: short ? 10 : 50,
   verbose: !values.quiet,
