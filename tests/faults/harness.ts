@@ -291,6 +291,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     await sandbox.start();
     // One webhook per API: every event arrives twice, at two processes at once.
     for (const url of apiUrls) await revio.createWebhook({ title: 'pgwallet faults', callback: `${url}/webhooks/revio`, allEvents: true });
+    // (A slow first answer could register a webhook twice: that only duplicates deliveries, which the product dedupes.)
     for (const w of workers) await w.start();
     for (const a of apis) await a.start();
     progress('all six processes are up');
@@ -391,7 +392,13 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       op.rowId = created.data.createDeposit.result.rowId;
       const purchase = await purchaseOf(op.rowId!, 30_000);
       if (!purchase) throw new Error(`seed deposit ${op.rowId} got no Revio purchase`);
-      await sandboxPost(`/_sandbox/purchases/${purchase}/pay`);
+      // Set-up must not fail on a slow machine: retry the payment until the purchase reads paid.
+      for (let attempt = 1; ; attempt++) {
+        const paid = await sandboxPost(`/_sandbox/purchases/${purchase}/pay`).then(() => true, () => false);
+        if (paid || (await revio.getPurchase(purchase).catch(() => undefined))?.status === 'paid') break;
+        if (attempt >= 10) throw new Error(`seed deposit ${op.rowId}: purchase ${purchase} could not be paid`);
+        await sleep(500);
+      }
       op.fate = 'paid';
       ops.push(op);
       effects.push({ user, delta: amount, certain: true, op });
