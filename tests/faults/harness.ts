@@ -336,7 +336,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       }
     };
     const sandboxPost = async (path: string, body: object = {}) => {
-      const response = await fetch(`${sandboxUrl}${path}`, { method: path.includes('faults') ? 'PATCH' : 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      const response = await fetch(`${sandboxUrl}${path}`, { method: path.includes('faults') ? 'PATCH' : 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(20_000) });
       if (!response.ok) throw new Error(`sandbox ${path}: ${response.status} ${await response.text()}`);
       return response.json();
     };
@@ -537,7 +537,18 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     // ---- Faults on a schedule, and reconciliation runs (as the cron would, more often).
     let loadRunning = true;
     const reconcile = () => sql(`select graphile_worker.add_job('revio.reconcile_pending', '{}'::json, job_key := 'faults-reconcile', max_attempts := 5)`, [], 4).catch(() => undefined);
-    const patchFaults = (body: object) => sandboxPost('/_sandbox/faults', body).catch((error) => log(`fault knob: ${(error as Error).message}`));
+    /** A fault knob must take effect (a knob left on — say every Revio call failing — would outlast the run): retried until the sandbox answers. */
+    const patchFaults = async (body: object) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await sandboxPost('/_sandbox/faults', body);
+        } catch (error) {
+          if (attempt >= 20) return violation(`fault knob could not be set: ${(error as Error).message}`);
+          log(`fault knob (try ${attempt}): ${(error as Error).message}`);
+          await sleep(500);
+        }
+      }
+    };
     const REVIO_OPS = ['createPurchase', 'getPurchase', 'listPurchases', 'createPayout', 'getPayout', 'listPayouts', 'executePayout'];
     const endpointFaults = (faults: object | null) => ({ endpoints: Object.fromEntries(REVIO_OPS.map((op) => [op, faults])) });
     /** Pauses every process of `p` (PostgreSQL: the postmaster and each backend) for `ms`, then resumes them. */
@@ -802,7 +813,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
 
     // ---- Settle: faults off, every process up, open checkouts closed (expiry), jobs drained, reconciliation run.
     progress('settling');
-    await sandboxPost('/_sandbox/faults', { endpoints: Object.fromEntries(REVIO_OPS.map((op) => [op, null])), webhooks: { outage: null } }).catch(() => undefined);
+    await patchFaults({ endpoints: Object.fromEntries(REVIO_OPS.map((op) => [op, null])), webhooks: { outage: null } });
     for (const p of processes) {
       if (!p.running) {
         stats.fault(`${p.name} found dead and restarted`);
@@ -977,6 +988,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       [/died with its worker/, /kill -9 a worker|paused past/, 'its worker was killed on its last attempt'],
       [/Revio has \d+ payouts with reference|also names this (deposit|withdrawal)/, /paused past|timeouts/, 'a second Revio object: a lost response, or a job run by two workers'],
     ];
+    const SANDBOX_OUTAGE = /sandbox|overlapping/;
     const flaggedRows = await sql(`select kind, id, status, attention_reason from audit.payments_needing_attention`);
     const explainedBy = new Map<string, number>();
     const explainedIds = new Set<string>();
@@ -993,6 +1005,10 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       const payment = job.deposit_id ?? job.withdrawal_id;
       if (/its worker stopped heartbeating/.test(job.last_error ?? '') && fired(/kill -9 a worker|paused past|overlapping/).length > 0) {
         explainedBy.set(`dead ${job.task}: killed with its worker on its last attempt`, (explainedBy.get(`dead ${job.task}: killed with its worker on its last attempt`) ?? 0) + 1);
+        return [];
+      }
+      if (job.task === 'revio.reconcile_pending' && /Revio answered none/.test(job.last_error ?? '') && fired(SANDBOX_OUTAGE).length > 0) {
+        explainedBy.set('dead revio.reconcile_pending: Revio unreachable for all its attempts', (explainedBy.get('dead revio.reconcile_pending: Revio unreachable for all its attempts') ?? 0) + 1);
         return [];
       }
       if (payment && explainedIds.has(payment)) {
