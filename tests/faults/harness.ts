@@ -390,7 +390,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       const created = await graphqlSure(depositMutation, { i: op.input }, user.token);
       if (!created.data?.createDeposit) throw new Error(`seed deposit: ${JSON.stringify(created.errors)}`);
       op.rowId = created.data.createDeposit.result.rowId;
-      const purchase = await purchaseOf(op.rowId!, 30_000);
+      const purchase = await purchaseOf(op.rowId!, 120_000);
       if (!purchase) throw new Error(`seed deposit ${op.rowId} got no Revio purchase`);
       // Set-up must not fail on a slow machine: retry the payment until the purchase reads paid.
       for (let attempt = 1; ; attempt++) {
