@@ -106,7 +106,9 @@ export interface Worker {
 
 export async function startWorker(options: StartWorkerOptions): Promise<Worker> {
   const settings = { ...workerSettingsFrom(), ...definedOnly(options) };
-  const pool = makePool(options.connectionString, 'worker', options.logger, settings.concurrency + 2);
+  // Twice the concurrency: a Revio job holds one connection for its advisory
+  // lock (tasks/revio-job.ts, exclusively) while its queries use another.
+  const pool = makePool(options.connectionString, 'worker', options.logger, settings.concurrency * 2 + 2);
   const heartbeatSettings = heartbeatSettingsFrom();
   const heartbeat = startHeartbeat(pool, options.logger, heartbeatSettings);
   // Each runner (a new one after a restart) gets a new pool id: heartbeat it
