@@ -10,6 +10,10 @@ create table if not exists app_private.worker_heartbeats (
   started_at timestamptz not null default now(),
   seen_at timestamptz not null default now()
 );
+-- The jobs the pool says it is running: a lock it holds on any other job is
+-- orphaned (graphile-worker could not record that job's outcome, e.g. while
+-- PostgreSQL restarted) and is freed like a dead worker's.
+alter table app_private.worker_heartbeats add column if not exists running_jobs bigint[] not null default '{}';
 -- Every release of a dead worker's locks (for the runbook and the alert).
 create table if not exists app_private.worker_lock_recoveries (
   id bigint generated always as identity primary key,

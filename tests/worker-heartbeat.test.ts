@@ -97,6 +97,16 @@ it('leaves a long job of a live worker locked, and reports a dead worker’s loc
   await expect(owner.query(`select app_private.release_stale_worker_locks(interval '1 second')`)).rejects.toMatchObject({ code: 'PW701' });
 }, 90_000);
 
+it('frees a job a live worker still holds but no longer runs (its outcome was lost while PostgreSQL restarted)', async () => {
+  const live = (await owner.query(`select worker_id from app_private.worker_heartbeats where seen_at > now() - interval '10 seconds'`)).rows[0].worker_id;
+  const job = (await owner.query(`select id from graphile_worker.add_job('ledger_expire_holds', '{}'::json, run_at := now() + interval '1 hour')`)).rows[0].id;
+  await owner.query(`update graphile_worker._private_jobs set locked_by = $1, locked_at = now() - interval '20 seconds' where id = $2`, [live, job]);
+  expect(Number((await owner.query(`select app_private.release_stale_worker_locks(interval '10 seconds') as n`)).rows[0].n)).toBe(1);
+  expect((await jobRow(job)).locked_by).toBeNull();
+  expect((await owner.query(`select worker_ids from app_private.worker_lock_recoveries order by id desc limit 1`)).rows[0].worker_ids).toEqual(['orphaned on a live worker']);
+  await owner.query('delete from graphile_worker._private_jobs where id = $1', [job]);
+});
+
 it('reads WORKER_STALE_AFTER_SECONDS: heartbeats every sixth, releases every half, at least 10 s', async () => {
   const { heartbeatSettingsFrom } = await import('../src/worker/heartbeat.ts');
   expect(heartbeatSettingsFrom({})).toEqual({ everyMs: 5_000, releaseEveryMs: 15_000, staleAfterSeconds: 30 });

@@ -9,8 +9,9 @@
 -- plpgsql, not sql: graphile_worker's schema is installed by the worker after
 -- the migrations, so its tables are resolved when the function runs.
 
--- Upsert this pool's row; called every WORKER_HEARTBEAT_SECONDS.
-create or replace function app_private.worker_heartbeat(p_worker_id text, p_hostname text, p_pid int)
+-- Upsert this pool's row and the jobs it is running; called every few seconds.
+drop function if exists app_private.worker_heartbeat(text, text, int);
+create or replace function app_private.worker_heartbeat(p_worker_id text, p_hostname text, p_pid int, p_running_jobs bigint[] default '{}')
 returns void
 language plpgsql
 volatile
@@ -21,13 +22,13 @@ begin
   if p_worker_id is null or length(p_worker_id) not between 1 and 200 then
     raise exception 'worker id must be 1..200 characters' using errcode = 'PW700'; -- WORKER_ID_INVALID
   end if;
-  insert into app_private.worker_heartbeats as h (worker_id, hostname, pid)
-  values (p_worker_id, left(coalesce(p_hostname, ''), 200), coalesce(p_pid, 0))
-  on conflict (worker_id) do update set seen_at = now(), hostname = excluded.hostname, pid = excluded.pid;
+  insert into app_private.worker_heartbeats as h (worker_id, hostname, pid, running_jobs)
+  values (p_worker_id, left(coalesce(p_hostname, ''), 200), coalesce(p_pid, 0), coalesce(p_running_jobs, '{}'))
+  on conflict (worker_id) do update set seen_at = now(), hostname = excluded.hostname, pid = excluded.pid, running_jobs = excluded.running_jobs;
 end;
 $$;
-comment on function app_private.worker_heartbeat(text, text, int) is
-  'A graphile-worker pool says it is alive (src/worker/heartbeat.ts).';
+comment on function app_private.worker_heartbeat(text, text, int, bigint[]) is
+  'A graphile-worker pool says it is alive and which jobs it runs (src/worker/heartbeat.ts).';
 
 -- A pool that stops cleanly removes its row (its jobs are already unlocked).
 create or replace function app_private.worker_signoff(p_worker_id text)
@@ -80,15 +81,34 @@ as $$
 declare
   v_workers text[];
   v_jobs int;
+  v_orphans int;
 begin
   if p_stale_after is null or p_stale_after < interval '5 seconds' then
     raise exception 'stale_after must be at least 5 seconds' using errcode = 'PW701'; -- STALE_AFTER_TOO_SHORT
   end if;
+  if to_regclass('graphile_worker._private_jobs') is null then
+    return 0;
+  end if;
   delete from app_private.worker_heartbeats where seen_at < now() - interval '1 day';
   select array_agg(s.worker_id), coalesce(sum(s.jobs), 0) into v_workers, v_jobs
     from app_private.stale_job_lockers(p_stale_after) s;
+  -- Jobs locked by a live pool that does not list them as running: their
+  -- outcome was never recorded (PostgreSQL was down when the attempt ended).
+  with orphans as (
+    update graphile_worker._private_jobs j
+       set locked_at = null, locked_by = null,
+           last_error = coalesce(j.last_error, 'attempt ' || j.attempts || ' ended without its outcome being recorded')
+      from app_private.worker_heartbeats h
+     where h.worker_id = j.locked_by and h.seen_at >= now() - p_stale_after
+       and j.locked_at < now() - p_stale_after and not (j.id = any(h.running_jobs))
+    returning j.locked_by
+  )
+  select count(*) into v_orphans from orphans;
+  if v_orphans > 0 then
+    insert into app_private.worker_lock_recoveries (worker_ids, jobs) values ('{orphaned on a live worker}', v_orphans);
+  end if;
   if v_workers is null then
-    return 0;
+    return v_orphans;
   end if;
   -- The killed attempt counts (so a job that kills its worker every time still
   -- ends); say why in last_error. A job that was on its last attempt is now a
@@ -105,20 +125,20 @@ begin
   perform graphile_worker.force_unlock_workers(v_workers);
   delete from app_private.worker_heartbeats where worker_id = any(v_workers);
   insert into app_private.worker_lock_recoveries (worker_ids, jobs) values (v_workers, v_jobs);
-  return v_jobs;
+  return v_jobs + v_orphans;
 end;
 $$;
 comment on function app_private.release_stale_worker_locks(interval) is
   'Frees the job locks of workers whose heartbeat is stale (killed); run by every worker (heartbeat loop and cron).';
 
-revoke all on function app_private.worker_heartbeat(text, text, int), app_private.worker_signoff(text),
+revoke all on function app_private.worker_heartbeat(text, text, int, bigint[]), app_private.worker_signoff(text),
                        app_private.stale_job_lockers(interval), app_private.release_stale_worker_locks(interval) from public;
 -- The worker connects as the owner today; a narrower worker role gets these
 -- three by name (docs/runbook.md lists every function the worker calls).
 do $$
 begin
   if exists (select 1 from pg_roles where rolname = 'app_worker') then
-    grant execute on function app_private.worker_heartbeat(text, text, int), app_private.worker_signoff(text),
+    grant execute on function app_private.worker_heartbeat(text, text, int, bigint[]), app_private.worker_signoff(text),
                               app_private.release_stale_worker_locks(interval) to app_worker;
   end if;
 end;

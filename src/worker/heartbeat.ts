@@ -28,6 +28,8 @@ export interface Heartbeat {
   add(workerId: string): void;
   /** A pool stopped cleanly: its row goes. */
   remove(workerId: string): void;
+  /** The jobs running in this process (listed in every heartbeat: a lock on any other is orphaned). */
+  readonly running: Set<string>;
   /** One release pass now; resolves to the jobs freed. */
   releaseStale(): Promise<number>;
   stop(): Promise<void>;
@@ -35,12 +37,13 @@ export interface Heartbeat {
 
 export function startHeartbeat(pool: Pick<Pool, 'query'>, logger: Logger, settings: HeartbeatSettings): Heartbeat {
   const ids = new Set<string>();
+  const running = new Set<string>();
   const log = logger.child({ component: 'heartbeat' });
   const host = hostname();
   let failing = false;
 
   const beat = async (id: string) => {
-    await pool.query('select app_private.worker_heartbeat($1, $2, $3)', [id, host, process.pid]);
+    await pool.query('select app_private.worker_heartbeat($1, $2, $3, $4::bigint[])', [id, host, process.pid, [...running]]);
   };
   const beatAll = async () => {
     try {
@@ -75,6 +78,7 @@ export function startHeartbeat(pool: Pick<Pool, 'query'>, logger: Logger, settin
       void pool.query('select app_private.worker_signoff($1)', [id]).catch(() => undefined);
     },
     releaseStale,
+    running,
     async stop() {
       clearInterval(beatTimer);
       clearInterval(releaseTimer);

@@ -116,6 +116,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
   const events = new EventEmitter() as WorkerEvents;
   events.on('pool:create', ({ workerPool }) => heartbeat.add(workerPool.id));
   events.on('pool:release', ({ workerPool }) => heartbeat.remove(workerPool.id));
+  events.on('job:start', ({ job }) => void heartbeat.running.add(String(job.id)));
+  events.on('job:complete', ({ job }) => void heartbeat.running.delete(String(job.id)));
   const launch = () =>
     run({
       pgPool: pool,
