@@ -1041,8 +1041,9 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     for (const reading of rssReadings) incarnations.set(`${reading.name}/${reading.pid}`, [...(incarnations.get(`${reading.name}/${reading.pid}`) ?? []), reading]);
     const rssLines: [string, string, string][] = [];
     for (const [key, readings] of incarnations) {
-      if (!/^(api|worker)/.test(key) || readings.length < 2) continue;
-      const first = readings[0];
+      // The baseline is taken once the process has warmed up (a restarted API's first reading can be mid-start-up).
+      const first = readings.find((r) => r.at >= readings[0].at + 20_000);
+      if (!/^(api|worker)/.test(key) || !first || first === readings.at(-1)) continue;
       const last = readings.at(-1)!;
       const limit = Math.max(150, first.mb * 0.75);
       rssLines.push([key, `${first.mb.toFixed(0)} → ${last.mb.toFixed(0)} MB`, `over ${((last.at - first.at) / 1000).toFixed(0)} s (limit +${limit.toFixed(0)} MB)`]);
