@@ -106,6 +106,9 @@ export const ERROR_CODES: readonly ErrorCodeEntry[] = [
   { code: 'DEPOSIT_NOT_CANCELLABLE', sqlstate: 'PW328', description: 'Only a deposit that is not paid yet (pending or awaiting_payment) can be cancelled.' },
   { code: 'WITHDRAWAL_NOT_FOUND', sqlstate: 'PW329', description: 'No such withdrawal among yours (someone else\'s is reported the same way).' },
   { code: 'WITHDRAWAL_NOT_CANCELLABLE', sqlstate: 'PW330', description: 'The withdrawal was already sent to Revio (or is closed); only a `requested` one not yet sent can be cancelled.' },
+  // Worker liveness (sql/worker/heartbeats.sql): called by the worker only
+  { code: 'WORKER_ID_INVALID', sqlstate: 'PW700', description: 'A worker heartbeat needs a worker id of 1 to 200 characters.' },
+  { code: 'STALE_AFTER_TOO_SHORT', sqlstate: 'PW701', description: 'release_stale_worker_locks: a heartbeat counts as stale after at least 5 seconds.' },
   // Abuse limits (src/http/rate-limit.ts, src/http/graphql/limits-plugin.ts)
   { code: 'RATE_LIMITED', httpStatus: 429, description: 'Too many requests from this address or account; retry after the Retry-After header (seconds).' },
   { code: 'QUERY_TOO_DEEP', description: 'The GraphQL operation nests deeper than GRAPHQL_MAX_DEPTH.' },

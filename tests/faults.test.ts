@@ -15,4 +15,4 @@ it('short fault run: no money created, lost or paid out twice under crashes and 
   if (code !== 0) console.log(output);
   expect(output).toMatch(/OK: no violations/);
   expect(code).toBe(0);
-}, 170_000);
+}, 600_000);

@@ -2,12 +2,18 @@
 // ledger's SQL functions, each checked against a model kept here (outcome and
 // error code included), and after every batch: the trial balance is zero, no
 // account drifts, no wallet is negative, and every wallet equals the model.
-// Seeded, so a failure reproduces: LEDGER_PROPERTY_SEED=<seed> npx vitest run tests/ledger-property.test.ts
+// Also: idempotent replays (same key, same request: the first result, nothing
+// moves), key reuse (same key, another request: IDEMPOTENCY_KEY_REUSED),
+// invalid and extreme amounts; and a concurrent variant over a pool whose
+// every acknowledged effect is applied to the same model, which must equal the
+// ledger at the end (no lost update, no double capture or reversal).
+// A fixed seed by default, so every run is the same and a failure reproduces;
+// LEDGER_PROPERTY_SEED=<seed> npx vitest run tests/ledger-property.test.ts tries another.
 import type pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { HEALTHY, createUser, fund, ledgerHealth, ownerPool, walletOf, type LedgerUser } from './helpers/ledger.ts';
 
-const SEED = Number(process.env.LEDGER_PROPERTY_SEED ?? Date.now() % 1_000_000);
+const SEED = Number(process.env.LEDGER_PROPERTY_SEED || 20261203);
 const OPERATIONS = 2000;
 const BATCH = 250;
 
@@ -39,6 +45,7 @@ interface ModelHold {
   open: boolean;
 }
 interface ModelTransfer {
+  key: string;
   entryId: string;
   from: ModelWallet;
   to: ModelWallet;
@@ -79,7 +86,7 @@ it(`random operations keep the ledger equal to the model (seed ${SEED})`, { time
   const counts: Record<string, number> = {};
 
   for (let op = 1; op <= OPERATIONS; op++) {
-    const kind = r.pick(['deposit', 'transfer', 'transfer', 'transfer', 'hold', 'capture', 'release', 'reverse', 'freeze', 'fee']);
+    const kind = r.pick(['deposit', 'transfer', 'transfer', 'transfer', 'hold', 'capture', 'release', 'reverse', 'freeze', 'fee', 'replay', 'reuse', 'bad-amount']);
     const context = `op ${op} (${kind}), seed ${SEED}`;
     const w = r.pick(wallets);
     const amount = BigInt(r.int(1, 400));
@@ -99,7 +106,7 @@ it(`random operations keep the ledger equal to the model (seed ${SEED})`, { time
         if (result.code === 'ok') {
           w.balance -= amount;
           to.balance += amount;
-          transfers.push({ entryId: result.row.id, from: w, to, amount, reversed: false });
+          transfers.push({ key: `prop-${SEED}-${op}`, entryId: result.row.id, from: w, to, amount, reversed: false });
         }
         break;
       }
@@ -160,6 +167,47 @@ it(`random operations keep the ledger equal to the model (seed ${SEED})`, { time
         if (result.code === 'ok') w.balance -= amount;
         break;
       }
+      case 'replay': {
+        // The same transfer again, same key: its first result, and nothing moves.
+        const t = transfers.length ? r.pick(transfers) : undefined;
+        if (!t) continue;
+        result = await attempt(`select (app_private.transfer($1, $2, $3, $4, $5)).id`, [t.from.user.userId, t.from.id, t.to.user.email, t.amount, t.key]);
+        if (result.code === 'ok') expect(result.row.id, context).toBe(t.entryId);
+        break;
+      }
+      case 'reuse': {
+        // The key of an earlier transfer for a different amount or recipient.
+        const t = transfers.length ? r.pick(transfers) : undefined;
+        if (!t) continue;
+        const other = r.next() < 0.5;
+        const to = other ? wallets.find((x) => x.user !== t.from.user && x.user !== t.to.user && x.currency === t.from.currency) ?? t.to : t.to;
+        expected = 'PW109';
+        result = await attempt(`select (app_private.transfer($1, $2, $3, $4, $5)).id`, [t.from.user.userId, t.from.id, to.user.email, to === t.to ? t.amount + 1n : t.amount, t.key]);
+        break;
+      }
+      case 'bad-amount': {
+        // Zero, negative, over the 10^15 ceiling, over bigint; or exactly the ceiling (valid, but nobody has that much).
+        const [bad, code] = r.pick<[string, string]>([['0', 'PW103'], ['-1', 'PW103'], [String(-amount), 'PW103'], ['1000000000000001', 'PW103'],
+          ['9223372036854775807', 'PW103'], ['9223372036854775808', '22003'], ['1000000000000000', 'max']]);
+        const via = r.pick(['transfer', 'hold', 'deposit']);
+        const to = wallets.find((x) => x.user !== w.user && x.currency === w.currency)!;
+        expected = code !== 'max' ? code : via === 'deposit' ? 'ok' : w.frozen ? 'PW102' : available(w) < 1000000000000000n ? 'PW101' : 'ok';
+        result = via === 'transfer'
+          ? await attempt(`select (app_private.transfer($1, $2, $3, $4::bigint, $5)).id`, [w.user.userId, w.id, to.user.email, bad, `prop-bad-${SEED}-${op}`])
+          : via === 'hold'
+            ? await attempt(`select ledger.place_hold($1, $2::bigint, now() + interval '1 day') as id`, [w.id, bad])
+            : await attempt(`select ledger.move('deposit', ledger.system_account('revio_clearing', $2), $1, $3::bigint) as id`, [w.id, w.currency, bad]);
+        if (result.code === 'ok' && via === 'deposit') w.balance += BigInt(bad);
+        if (result.code === 'ok' && via === 'hold') {
+          w.held += BigInt(bad);
+          holds.push({ id: result.row.id, wallet: w, amount: BigInt(bad), open: true });
+        }
+        if (result.code === 'ok' && via === 'transfer') {
+          w.balance -= BigInt(bad);
+          to.balance += BigInt(bad);
+        }
+        break;
+      }
       default:
         throw new Error(kind);
     }
@@ -184,4 +232,116 @@ it(`random operations keep the ledger equal to the model (seed ${SEED})`, { time
   expect(counts['transfer:PW101'] ?? 0).toBeGreaterThan(0);
   expect(counts['capture:ok']).toBeGreaterThan(10);
   expect(counts['reverse:ok']).toBeGreaterThan(10);
+  expect(counts['replay:ok']).toBeGreaterThan(10);
+  expect(counts['reuse:PW109']).toBeGreaterThan(10);
+  expect(counts['bad-amount:PW103']).toBeGreaterThan(10);
+  expect(counts['bad-amount:22003'] ?? 0).toBeGreaterThan(0);
+});
+
+it(`concurrent random operations over a pool keep the ledger equal to the model (seed ${SEED})`, { timeout: 120_000 }, async () => {
+  // Six clients at once. Under concurrency a refusal depends on who commits
+  // first, so outcomes are not predicted; instead every acknowledged effect is
+  // applied to the model as it is acknowledged, refusals must carry one of the
+  // expected codes (never a deadlock or serialization failure), a hold or
+  // transfer may be closed or reversed at most once, and at the end the ledger
+  // must equal the model exactly.
+  const CLIENTS = 6;
+  const PER_CLIENT = 150;
+  const users = await Promise.all(Array.from({ length: 5 }, (_, i) => createUser(db, `propc${i}`)));
+  const wallets: ModelWallet[] = users.map((user) => ({ id: user.walletId, user, currency: 'ZAR', balance: 0n, held: 0n, frozen: false }));
+  for (const w of wallets) {
+    await fund(db, w.id, 5_000);
+    w.balance = 5_000n;
+  }
+  const holds: ModelHold[] = [];
+  const transfers: ModelTransfer[] = [];
+  const counts: Record<string, number> = {};
+  const failures: string[] = [];
+  const allowed: Record<string, string[]> = {
+    deposit: ['ok'], transfer: ['ok', 'PW101'], hold: ['ok', 'PW101'], capture: ['ok', 'PW113'], release: ['ok', 'PW113'],
+    reverse: ['ok', 'PW101', 'PW115'], replay: ['ok'], reuse: ['PW109'],
+  };
+  const pool = ownerPool(CLIENTS);
+  try {
+    await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+      const r = rng(SEED * 31 + c);
+      const conn = await pool.connect();
+      const run = async (sql: string, params: unknown[]) => {
+        try {
+          return { code: 'ok', row: (await conn.query(sql, params)).rows[0] };
+        } catch (error) {
+          return { code: (error as { code?: string }).code ?? String(error), row: undefined };
+        }
+      };
+      try {
+        for (let i = 0; i < PER_CLIENT; i++) {
+          const kind = r.pick(['deposit', 'transfer', 'transfer', 'transfer', 'hold', 'capture', 'release', 'reverse', 'replay', 'reuse']);
+          const w = r.pick(wallets);
+          const amount = BigInt(r.int(1, 900));
+          let result: { code: string; row?: any };
+          if (kind === 'deposit') {
+            result = await run(`select ledger.move('deposit', ledger.system_account('revio_clearing', 'ZAR'), $1, $2) as id`, [w.id, amount]);
+            if (result.code === 'ok') w.balance += amount;
+          } else if (kind === 'transfer') {
+            const to = r.pick(wallets.filter((x) => x !== w));
+            const key = `propc-${SEED}-${c}-${i}`;
+            result = await run(`select (app_private.transfer($1, $2, $3, $4, $5)).id`, [w.user.userId, w.id, to.user.email, amount, key]);
+            if (result.code === 'ok') {
+              w.balance -= amount;
+              to.balance += amount;
+              transfers.push({ key, entryId: result.row.id, from: w, to, amount, reversed: false });
+            }
+          } else if (kind === 'hold') {
+            result = await run(`select ledger.place_hold($1, $2, now() + interval '1 day') as id`, [w.id, amount]);
+            if (result.code === 'ok') {
+              w.held += amount;
+              holds.push({ id: result.row.id, wallet: w, amount, open: true });
+            }
+          } else if (kind === 'capture' || kind === 'release') {
+            const hold = holds.length ? r.pick(holds) : undefined;
+            if (!hold) continue;
+            const part = BigInt(r.int(1, Number(hold.amount)));
+            result = kind === 'capture'
+              ? await run(`select ledger.capture_hold($1, ledger.system_account('withdrawals_in_flight', 'ZAR'), 'withdrawal', $2)`, [hold.id, part])
+              : await run(`select ledger.release_hold($1)`, [hold.id]);
+            if (result.code === 'ok') {
+              if (!hold.open) failures.push(`hold ${hold.id} closed twice (${kind})`);
+              hold.open = false;
+              hold.wallet.held -= hold.amount;
+              if (kind === 'capture') hold.wallet.balance -= part;
+            }
+          } else if (kind === 'reverse') {
+            const t = transfers.length ? r.pick(transfers) : undefined;
+            if (!t) continue;
+            result = await run(`select ledger.reverse_entry($1)`, [t.entryId]);
+            if (result.code === 'ok') {
+              if (t.reversed) failures.push(`transfer ${t.entryId} reversed twice`);
+              t.reversed = true;
+              t.to.balance -= t.amount;
+              t.from.balance += t.amount;
+            }
+          } else {
+            const t = transfers.length ? r.pick(transfers) : undefined;
+            if (!t) continue;
+            result = await run(`select (app_private.transfer($1, $2, $3, $4, $5)).id`, [t.from.user.userId, t.from.id, t.to.user.email, kind === 'replay' ? t.amount : t.amount + 1n, t.key]);
+            if (result.code === 'ok' && result.row.id !== t.entryId) failures.push(`replay of ${t.key} returned ${result.row.id}, first ${t.entryId}`);
+          }
+          if (!allowed[kind].includes(result.code)) failures.push(`${kind} (client ${c}, op ${i}): ${result.code}`);
+          counts[`${kind}:${result.code}`] = (counts[`${kind}:${result.code}`] ?? 0) + 1;
+        }
+      } finally {
+        conn.release();
+      }
+    }));
+  } finally {
+    await pool.end();
+  }
+  expect(failures, `seed ${SEED}`).toEqual([]);
+  expect(await ledgerHealth(client)).toEqual(HEALTHY);
+  const { rows } = await client.query(`select id, balance::text, held::text from ledger.accounts where id = any($1)`, [wallets.map((x) => x.id)]);
+  expect(Object.fromEntries(rows.map((row) => [row.id, { balance: BigInt(row.balance), held: BigInt(row.held) }])), `seed ${SEED}`)
+    .toEqual(Object.fromEntries(wallets.map((w) => [w.id, { balance: w.balance, held: w.held }])));
+  expect(counts['transfer:ok']).toBeGreaterThan(50);
+  expect(counts['capture:ok'] + counts['release:ok']).toBeGreaterThan(20);
+  expect(counts['replay:ok']).toBeGreaterThan(10);
 });

@@ -61,6 +61,7 @@ it('ledger_purge_idempotency deletes records older than the window', async () =>
 it('schedules the periodic tasks and reads its settings from the environment', () => {
   expect(makeCronItems().map((item) => [item.identifier, item.task])).toEqual([
     ['ledger_expire_holds', 'ledger_expire_holds'],
+    ['worker_release_stale_locks', 'worker_release_stale_locks'],
     ['ledger_purge_idempotency', 'ledger_purge_idempotency'],
     ['voting_close_events', 'voting_close_events'],
     ['voting_snapshot_leaderboards', 'voting_snapshot_leaderboards'],

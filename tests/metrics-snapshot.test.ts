@@ -25,7 +25,7 @@ const snapshot = async (checks: boolean) => (await auth.query('select app_privat
 describe('app_private.metrics_snapshot', () => {
   it('answers the authenticator with the cheap part, and the ledger checks on request, all zero on a clean ledger', async () => {
     const cheap = await snapshot(false);
-    expect(cheap).toEqual({ jobs: [], deposits_open: [], withdrawals_open: [], discrepancies_open: 0, reversals_unreviewed: {}, chargeback_receivable: {} });
+    expect(cheap).toEqual({ jobs: [], deposits_open: [], withdrawals_open: [], discrepancies_open: 0, reversals_unreviewed: {}, chargeback_receivable: {}, workers_alive: 0, jobs_locked_by_dead_workers: 0, worker_lock_recoveries: 0 });
     const full = await snapshot(true);
     expect(full).toMatchObject({
       trial_balance_nonzero_currencies: 0,

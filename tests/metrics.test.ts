@@ -67,7 +67,7 @@ describe('/metrics after a deposit', () => {
     expect(v(after, 'pgwallet_ledger_check_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
     expect(v(after, 'pgwallet_reconciliation_discrepancies_open')).toBe(0);
     expect(sampleValue(after, 'pgwallet_db_pool_max_clients', { pool: 'api' })).toBe(20);
-    expect(sampleValue(after, 'pgwallet_db_pool_max_clients', { pool: 'worker' })).toBe(6);
+    expect(sampleValue(after, 'pgwallet_db_pool_max_clients', { pool: 'worker' })).toBe(10); // concurrency 4 × 2 + 2 (src/worker/runner.ts)
     expect(v(after, 'pgwallet_db_pool_clients', { pool: 'api' })).toBeGreaterThan(0);
     expect(v(after, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
   });

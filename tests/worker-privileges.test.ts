@@ -20,6 +20,7 @@ function functionsTasksCall(): string[] {
   // The worker's own tasks, and each domain's tasks (src/<domain>/tasks.ts, e.g. src/voting/tasks.ts).
   const files = [
     ...readdirSync('src/worker/tasks').map((f) => `src/worker/tasks/${f}`),
+    'src/worker/heartbeat.ts',
     ...readdirSync('src', { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(`src/${d.name}/tasks.ts`)).map((d) => `src/${d.name}/tasks.ts`),
   ];
   for (const file of files) {

@@ -68,7 +68,13 @@ begin
     'chargeback_receivable', (
       select coalesce(jsonb_object_agg(s.currency, s.owed), '{}')
         from (select a.currency, -sum(a.balance) as owed from ledger.accounts a
-               where a.kind::text = 'chargeback_receivable' group by a.currency) s)
+               where a.kind::text = 'chargeback_receivable' group by a.currency) s),
+    -- Worker liveness (sql/worker/heartbeats.sql): pools seen in the last 30 s;
+    -- jobs still locked by a pool silent for over 2 minutes (the release runs
+    -- every 15 s, so any is a release that is not happening); releases so far.
+    'workers_alive', (select count(*) from app_private.worker_heartbeats h where h.seen_at >= now() - interval '30 seconds'),
+    'jobs_locked_by_dead_workers', (select coalesce(sum(s.jobs), 0) from app_private.stale_job_lockers(interval '2 minutes') s),
+    'worker_lock_recoveries', (select count(*) from app_private.worker_lock_recoveries)
   );
 
   if p_ledger_checks then

@@ -19,6 +19,10 @@ declare
   v_fn regprocedure;
 begin
   foreach v_fn in array array[
+    -- worker liveness (src/worker/heartbeat.ts, worker_release_stale_locks)
+    'app_private.worker_heartbeat(text, text, int, bigint[])',
+    'app_private.worker_signoff(text)',
+    'app_private.release_stale_worker_locks(interval)',
     -- ledger_expire_holds
     'ledger.expire_holds(int)',
     -- ledger_purge_idempotency

@@ -32,6 +32,9 @@ interface Snapshot {
   reversals_unreviewed?: Record<string, number>;
   /** Minor units users owe through chargebacks, by currency. */
   chargeback_receivable?: Record<string, number>;
+  workers_alive: number;
+  jobs_locked_by_dead_workers: number;
+  worker_lock_recoveries: number;
 }
 interface LedgerChecks {
   deposits_by_status: Record<string, number>;
@@ -138,6 +141,14 @@ export function registerDatabaseMetrics(metrics: Metrics, options: DatabaseMetri
   gauge('pgwallet_job_queue_running', 'Jobs locked by a worker, by task.', ['task'], perTask('running'));
   gauge('pgwallet_job_oldest_ready_age_seconds', 'How long the oldest ready job has waited, by task (0 when none waits).', ['task'], perTask('oldest_ready_seconds'));
   gauge('pgwallet_dead_letter_jobs', 'Jobs out of attempts (dead letters, audit.dead_jobs), by task.', ['task'], perTask('dead'));
+
+  // Worker liveness (sql/worker/heartbeats.sql).
+  const fromSnapshot = (field: 'workers_alive' | 'jobs_locked_by_dead_workers' | 'worker_lock_recoveries') => (g: Gauge<never>) => {
+    if (snapshot && snapshot[field] !== undefined) g.set(Number(snapshot[field]));
+  };
+  gauge('pgwallet_workers_alive', 'graphile-worker pools whose heartbeat is under 30 s old (app_private.worker_heartbeats).', [], fromSnapshot('workers_alive'));
+  gauge('pgwallet_jobs_locked_by_dead_workers', 'Jobs still locked by a worker silent for over 2 minutes: the automatic release is not running. Must be 0.', [], fromSnapshot('jobs_locked_by_dead_workers'));
+  gauge('pgwallet_worker_lock_recoveries', 'Times the locks of a dead worker were released (app_private.worker_lock_recoveries); a rise means workers are being killed.', [], fromSnapshot('worker_lock_recoveries'));
 
   // Deposits and withdrawals.
   const byStatus = (statuses: readonly string[], open: string[], openRows: () => OpenRow[] | undefined, all: () => Record<string, number> | undefined) =>

@@ -135,6 +135,17 @@ export async function startRevioSandbox(options: RevioSandboxOptions = {}): Prom
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // What a request changed is on disk before its answer leaves (store.ts, flushIfDirty).
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const end = res.end.bind(res) as (...args: unknown[]) => Response;
+      res.end = ((...args: unknown[]) => {
+        store.flushIfDirty();
+        return end(...args);
+      }) as Response['end'];
+    }
+    next();
+  });
   app.use('/api/v1', apiRouter(core));
   app.use('/po', executionRouter(core));
   app.use('/p', checkoutRouter(core));

@@ -70,8 +70,9 @@ export function emptyState(): SandboxState {
 export class Store {
   state: SandboxState;
   readonly #file: string | undefined;
-  #scheduled = false;
   #closed = false;
+  #scheduled = false;
+  #dirty = false;
 
   constructor(file: string | undefined) {
     this.#file = file;
@@ -89,20 +90,33 @@ export class Store {
     return { ...emptyState(), ...parsed };
   }
 
-  /** Marks the state changed; written once at the end of the current tick. */
+  /** Marks the state changed; written at the end of the current tick, or before the response of the request that changed it (flushIfDirty). */
   changed(): void {
     if (!this.#file) return this.#prune();
+    this.#dirty = true;
     if (this.#scheduled || this.#closed) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      this.flush();
+      if (this.#dirty) this.flush();
     });
+  }
+
+  /**
+   * Writes now if anything changed. Called before a POST/PATCH/DELETE answers
+   * (server.ts), so a sandbox killed with SIGKILL (the fault suite does) never
+   * forgets a purchase or payout it acknowledged, as Revio would not. Writing
+   * only at the end of the tick lost payouts whose creation had been answered:
+   * the product then got 404 for its own payout.
+   */
+  flushIfDirty(): void {
+    if (this.#dirty && !this.#closed) this.flush();
   }
 
   /** Writes now (also used on close). */
   flush(): void {
     if (!this.#file) return;
+    this.#dirty = false;
     this.#prune();
     mkdirSync(dirname(this.#file), { recursive: true });
     const temp = `${this.#file}.${process.pid}.tmp`;

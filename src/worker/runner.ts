@@ -13,13 +13,15 @@
 // part of our graphile-migrate history: that schema is versioned by
 // graphile-worker, and copying its SQL into our migrations would fight its own
 // migration table.
-import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList } from 'graphile-worker';
+import { EventEmitter } from 'node:events';
+import { Logger as WorkerLogger, run, runMigrations, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { makePool } from '../db/pools.ts';
 import { paymentPgSettings } from '../payments/config.ts';
 import { runWithLogContext } from '../log-context.ts';
 import type { Metrics } from '../metrics/registry.ts';
+import { heartbeatSettingsFrom, startHeartbeat, type Heartbeat } from './heartbeat.ts';
 import { makeCronItems, makeTaskList, type RevioTaskDeps, type TaskSettings } from './tasks/index.ts';
 
 export interface WorkerSettings {
@@ -105,19 +107,33 @@ export function instrumentRunner(runner: Runner, metrics: Metrics): void {
 export interface Worker {
   /** The current runner (a new one after a restart). */
   readonly runner: Runner;
+  /** Records this worker's pools and frees the locks of dead workers. */
+  readonly heartbeat: Heartbeat;
   /** Waits for running jobs to finish, then closes the pool. */
   stop(): Promise<void>;
 }
 
 export async function startWorker(options: StartWorkerOptions): Promise<Worker> {
   const settings = { ...workerSettingsFrom(), ...definedOnly(options) };
+  // Twice the concurrency: a Revio job holds one connection for its advisory
+  // lock (tasks/revio-job.ts, exclusively) while its queries use another.
   // The payment settings SQL reads (clearing, fees) also apply to what jobs credit.
-  const pool = makePool(options.connectionString, 'worker', options.logger, settings.concurrency + 2,
+  const pool = makePool(options.connectionString, 'worker', options.logger, settings.concurrency * 2 + 2,
     options.revio ? paymentPgSettings(options.revio.payments) : undefined);
+  const heartbeatSettings = heartbeatSettingsFrom();
+  const heartbeat = startHeartbeat(pool, options.logger, heartbeatSettings);
+  // Each runner (a new one after a restart) gets a new pool id: heartbeat it
+  // from the moment it exists, sign it off when it stops cleanly.
+  const events = new EventEmitter() as WorkerEvents;
+  events.on('pool:create', ({ workerPool }) => heartbeat.add(workerPool.id));
+  events.on('pool:release', ({ workerPool }) => heartbeat.remove(workerPool.id));
+  events.on('job:start', ({ job }) => void heartbeat.running.add(String(job.id)));
+  events.on('job:complete', ({ job }) => void heartbeat.running.delete(String(job.id)));
   const launch = () =>
     run({
       pgPool: pool,
-      taskList: withJobLogContext(makeTaskList({ ...settings, revio: options.revio, email: options.email })),
+      events,
+      taskList: withJobLogContext(makeTaskList({ ...settings, staleAfterSeconds: heartbeatSettings.staleAfterSeconds, revio: options.revio, email: options.email })),
       parsedCronItems: options.cron === false ? [] : makeCronItems({ revio: Boolean(options.revio) }),
       concurrency: settings.concurrency,
       ...(options.pollInterval ? { pollInterval: options.pollInterval } : {}),
@@ -129,6 +145,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
     await refuseOwner(pool);
     runner = await launch();
   } catch (error) {
+    await heartbeat.stop();
     await pool.end();
     throw error;
   }
@@ -164,9 +181,11 @@ export async function startWorker(options: StartWorkerOptions): Promise<Worker> 
     get runner() {
       return runner;
     },
+    heartbeat,
     async stop() {
       stopping = true;
       await runner.stop().catch(() => undefined); // already stopped if it had failed
+      await heartbeat.stop();
       await pool.end();
     },
   };

@@ -29,6 +29,8 @@ export interface FaultOptions {
   faultEveryMs: number;
   settleTimeoutMs: number;
   fuzzCases: number;
+  /** Liveness: the fewest acknowledged operations of each kind (and consistent reads) the run must reach. */
+  minimumPerKind: number;
   /** Print progress and the per-interval throughput lines. */
   verbose: boolean;
   keepDir: boolean;
@@ -49,6 +51,8 @@ const SANDBOX_KEY = 'revio-sandbox-secret-key';
 const SANDBOX_BRAND = '2f8e9a4c-5b1d-4e7a-9c3f-0d6b8a1e7c55';
 const FINAL_DEPOSIT = new Set(['paid', 'failed', 'cancelled', 'expired']);
 const FINAL_WITHDRAWAL = new Set(['paid', 'failed', 'cancelled']);
+/** The workers' WORKER_STALE_AFTER_SECONDS: a worker silent this long is dead and its jobs are freed. */
+const STALE_AFTER_SECONDS = 10;
 
 interface User {
   index: number;
@@ -182,8 +186,9 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
   }));
 
   // ---- Shared settings for the API, the worker and the sandbox.
-  const [apiPort, sandboxPort] = [await freePort(), await freePort()];
+  const [apiPort, api2Port, sandboxPort] = [await freePort(), await freePort(), await freePort()];
   const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const apiUrls = [apiUrl, `http://127.0.0.1:${api2Port}`];
   const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
   const sandboxKeyPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const sandboxStateFile = join(root, 'revio-sandbox.json');
@@ -223,12 +228,12 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     },
   }));
   const jwk = await generatePrivateJwk();
-  const api = new Managed('api', join(root, 'api.log'), /pgwallet is ready/, () => ({
+  const apiProcess = (name: string, port: number) => new Managed(name, join(root, `${name}.log`), /pgwallet is ready/, () => ({
     command: process.execPath,
     args: ['src/main.ts'],
     env: {
       ...common,
-      PORT: String(apiPort),
+      PORT: String(port),
       DATABASE_URL: urls.databaseUrl,
       AUTH_DATABASE_URL: urls.authDatabaseUrl,
       JWT_PRIVATE_JWK: jwk,
@@ -241,12 +246,19 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       METRICS_LEDGER_CHECK_INTERVAL_SECONDS: '0',
     },
   }));
-  const worker = new Managed('worker', join(root, 'worker.log'), /worker is running/, () => ({
+  // Two of each, as behind a load balancer: the clients alternate between the APIs, the workers share the queue.
+  const api = apiProcess('api', apiPort);
+  const api2 = apiProcess('api2', api2Port);
+  const workerProcess = (name: string) => new Managed(name, join(root, `${name}.log`), /worker is running/, () => ({
     command: process.execPath,
     args: ['src/worker/main.ts'],
-    env: { ...common, WORKER_DATABASE_URL: urls.workerDatabaseUrl, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: '4' },
+    env: { ...common, WORKER_DATABASE_URL: urls.workerDatabaseUrl, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: '4', WORKER_STALE_AFTER_SECONDS: String(STALE_AFTER_SECONDS) },
   }));
-  const processes = [postgres, sandbox, api, worker];
+  const worker = workerProcess('worker');
+  const worker2 = workerProcess('worker2');
+  const apis = [api, api2];
+  const workers = [worker, worker2];
+  const processes = [postgres, sandbox, api, api2, worker, worker2];
 
   const owner = new pg.Pool({ connectionString: urls.databaseUrl, max: 6, connectionTimeoutMillis: 5_000 });
   owner.on('error', () => undefined);
@@ -264,7 +276,9 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
   const revio: RevioClient = createRevioClient({ baseUrl: `${sandboxUrl}/api/v1/`, apiKey: SANDBOX_KEY, brandId: SANDBOX_BRAND, timeoutMs: 5_000 });
 
   const memory: { at: string; [name: string]: string }[] = [];
-  const sampleMemory = (at: string) => {
+  /** Every RSS reading, per process incarnation (name and pid), for the growth check. */
+  const rssReadings: { name: string; pid: number; at: number; mb: number }[] = [];
+  const sampleMemory = (at: string, record = true) => {
     const row: { at: string; [name: string]: string } = { at };
     for (const p of processes) {
       const pid = p.pid;
@@ -272,29 +286,35 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       try {
         const status = readFileSync(`/proc/${pid}/status`, 'utf8');
         const rss = /VmRSS:\s+(\d+)/.exec(status);
-        if (rss) row[p.name] = `${Math.round(Number(rss[1]) / 1024)} MB`;
+        if (rss) {
+          row[p.name] = `${Math.round(Number(rss[1]) / 1024)} MB`;
+          rssReadings.push({ name: p.name, pid, at: Date.now(), mb: Number(rss[1]) / 1024 });
+        }
       } catch {
         // gone
       }
     }
-    memory.push(row);
+    if (record) memory.push(row);
   };
 
   let report = '';
   try {
     await postgres.start();
     await sandbox.start();
-    await revio.createWebhook({ title: 'pgwallet faults', callback: `${apiUrl}/webhooks/revio`, allEvents: true });
-    await worker.start();
-    await api.start();
-    progress('all four processes are up');
+    // One webhook per API: every event arrives twice, at two processes at once.
+    for (const url of apiUrls) await revio.createWebhook({ title: 'pgwallet faults', callback: `${url}/webhooks/revio`, allEvents: true });
+    // (A slow first answer could register a webhook twice: that only duplicates deliveries, which the product dedupes.)
+    for (const w of workers) await w.start();
+    for (const a of apis) await a.start();
+    progress('all six processes are up');
 
-    // ---- HTTP to the API.
+    // ---- HTTP to the API (alternating between the two).
+    let requestCount = 0;
     const graphql = async (query: string, variables: Record<string, unknown>, token?: string): Promise<GqlResult> => {
       const started = performance.now();
       let response: Response;
       try {
-        response = await fetch(`${apiUrl}/graphql`, {
+        response = await fetch(`${apiUrls[requestCount++ % apiUrls.length]}/graphql`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
           body: JSON.stringify({ query, variables }),
@@ -328,7 +348,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       }
     };
     const sandboxPost = async (path: string, body: object = {}) => {
-      const response = await fetch(`${sandboxUrl}${path}`, { method: path.includes('faults') ? 'PATCH' : 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      const response = await fetch(`${sandboxUrl}${path}`, { method: path.includes('faults') ? 'PATCH' : 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(20_000) });
       if (!response.ok) throw new Error(`sandbox ${path}: ${response.status} ${await response.text()}`);
       return response.json();
     };
@@ -364,13 +384,13 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     await eachLimited(Array.from({ length: options.users }, (_, i) => i), 16, async (i) => {
       const email = `fault-${options.seed}-${i}@example.com`;
       let registered = await graphqlSure('mutation($i: RegisterInput!) { register(input: $i) { accessToken user { rowId } } }', { i: { email, password: PASSWORD, fullName: `Fault ${i}` } });
-      // A register that timed out on our side but committed is retried into
-      // EMAIL_TAKEN: the account is there, so sign in instead.
       if (registered.errors?.[0]?.extensions?.code === 'EMAIL_TAKEN') {
-        const signedIn = await graphqlSure('mutation($i: LoginInput!) { login(input: $i) { accessToken user { rowId } } }', { i: { email, password: PASSWORD } });
-        registered = { ...signedIn, data: signedIn.data?.login ? { register: signedIn.data.login } : signedIn.data };
+        // A retry after a lost answer: the first attempt registered us. Sign in instead.
+        const login = await graphqlSure('mutation($i: LoginInput!) { login(input: $i) { accessToken } }', { i: { email, password: PASSWORD } });
+        const me = await graphqlSure('{ currentUser { rowId } }', {}, login.data?.login?.accessToken);
+        registered = { status: 200, data: { register: { accessToken: login.data?.login?.accessToken, user: me.data?.currentUser } } };
       }
-      if (!registered.data?.register) throw new Error(`register ${email}: ${JSON.stringify(registered.errors)}`);
+      if (!registered.data?.register?.user) throw new Error(`register ${email}: ${JSON.stringify(registered.errors)}`);
       const token = registered.data.register.accessToken as string;
       // Verified, as the emailed link would make it: these users receive transfers and withdraw.
       if (verification) await sql('update app_public.users set email_verified_at = now() where id = $1', [registered.data.register.user.rowId]);
@@ -392,9 +412,15 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       const created = await graphqlSure(depositMutation, { i: op.input }, user.token);
       if (!created.data?.createDeposit) throw new Error(`seed deposit: ${JSON.stringify(created.errors)}`);
       op.rowId = created.data.createDeposit.result.rowId;
-      const purchase = await purchaseOf(op.rowId!, 30_000);
+      const purchase = await purchaseOf(op.rowId!, 120_000);
       if (!purchase) throw new Error(`seed deposit ${op.rowId} got no Revio purchase`);
-      await sandboxPost(`/_sandbox/purchases/${purchase}/pay`);
+      // Set-up must not fail on a slow machine: retry the payment until the purchase reads paid.
+      for (let attempt = 1; ; attempt++) {
+        const paid = await sandboxPost(`/_sandbox/purchases/${purchase}/pay`).then(() => true, () => false);
+        if (paid || (await revio.getPurchase(purchase).catch(() => undefined))?.status === 'paid') break;
+        if (attempt >= 10) throw new Error(`seed deposit ${op.rowId}: purchase ${purchase} could not be paid`);
+        await sleep(500);
+      }
       op.fate = 'paid';
       ops.push(op);
       effects.push({ user, delta: amount, certain: true, op });
@@ -580,6 +606,8 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
           stats.count('replay', `${op.kind} resolved an uncertain one`);
           return;
         }
+      } else if (sent.outcome === 'rejected' && op.outcome === 'ok') {
+        violation(`replay of acknowledged ${op.kind} ${op.key} (${op.rowId}) was rejected with ${sent.code}`);
       } else if (sent.outcome === 'rejected' && op.outcome === 'uncertain' && op.kind !== 'deposit') {
         // The first request never took effect, and this one was refused: certainly nothing happened.
         op.outcome = 'rejected';
@@ -592,73 +620,158 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
 
     // ---- Faults on a schedule, and reconciliation runs (as the cron would, more often).
     let loadRunning = true;
-    const reconcile = () => sql(`select graphile_worker.add_job('revio.reconcile_pending', '{}'::json, job_key := 'faults-reconcile', max_attempts := 2)`, [], 4).catch(() => undefined);
-    const patchFaults = (body: object) => sandboxPost('/_sandbox/faults', body).catch((error) => log(`fault knob: ${(error as Error).message}`));
+    const reconcile = () => sql(`select graphile_worker.add_job('revio.reconcile_pending', '{}'::json, job_key := 'faults-reconcile', max_attempts := 5)`, [], 4).catch(() => undefined);
+    /** A fault knob must take effect (a knob left on — say every Revio call failing — would outlast the run): retried until the sandbox answers. */
+    const patchFaults = async (body: object) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await sandboxPost('/_sandbox/faults', body);
+        } catch (error) {
+          if (attempt >= 20) return violation(`fault knob could not be set: ${(error as Error).message}`);
+          log(`fault knob (try ${attempt}): ${(error as Error).message}`);
+          await sleep(500);
+        }
+      }
+    };
     const REVIO_OPS = ['createPurchase', 'getPurchase', 'listPurchases', 'createPayout', 'getPayout', 'listPayouts', 'executePayout'];
     const endpointFaults = (faults: object | null) => ({ endpoints: Object.fromEntries(REVIO_OPS.map((op) => [op, faults])) });
-    const faultSchedule: { name: string; run: () => Promise<void> }[] = [
+    /** Pauses every process of `p` (PostgreSQL: the postmaster and each backend) for `ms`, then resumes them. */
+    const pause = async (p: Managed, ms: number, whole = false) => {
+      const pids = whole ? p.tree() : p.pid ? [p.pid] : [];
+      for (const pid of pids) try { process.kill(pid, 'SIGSTOP'); } catch { /* gone */ }
+      try {
+        await sleep(ms);
+      } finally {
+        for (const pid of pids) try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+      }
+    };
+    /** Starts a process again, retrying while the old one's remains are in the way (a killed postmaster's backends). */
+    const restart = async (p: Managed, timeoutMs = 30_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        try {
+          return await p.start();
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+          await sleep(500);
+        }
+      }
+    };
+    const waitForLockedJob = async () => {
+      for (let i = 0; i < 20; i++) {
+        const locked = await sql('select 1 from graphile_worker.jobs where locked_at is not null limit 1', [], 2).catch(() => []);
+        if (locked.length) return;
+        await sleep(50);
+      }
+    };
+    type Target = 'postgres' | 'api' | 'worker' | 'sandbox';
+    const faultSchedule: { name: string; target: Target; run: () => Promise<void> }[] = [
       {
-        name: 'kill -9 worker mid-job',
+        name: 'kill -9 a worker mid-job',
+        target: 'worker',
         run: async () => {
-          // Wait (briefly) for a job to be running, so the kill lands mid-job.
-          for (let i = 0; i < 20; i++) {
-            const locked = await sql('select 1 from graphile_worker.jobs where locked_at is not null limit 1', [], 2).catch(() => []);
-            if (locked.length) break;
-            await sleep(50);
-          }
-          await worker.stop('SIGKILL');
+          await waitForLockedJob(); // so the kill lands mid-job
+          const w = random.pick(workers);
+          await w.stop('SIGKILL');
           await sleep(random.int(200, 1500));
-          await worker.start();
+          await w.start();
         },
       },
       {
-        name: 'kill -9 API',
+        name: 'kill -9 an API',
+        target: 'api',
         run: async () => {
-          await api.stop('SIGKILL');
+          const a = random.pick(apis);
+          await a.stop('SIGKILL');
           await sleep(random.int(200, 1000));
-          await api.start();
+          await a.start();
         },
       },
-      { name: 'sandbox 503 window', run: async () => {
+      { name: 'sandbox 503 window', target: 'sandbox', run: async () => {
         await patchFaults(endpointFaults({ errorRate: 0.5, errorStatus: 503, retryAfterSeconds: 0 }));
         await sleep(2_000);
         await patchFaults(endpointFaults(null));
       } },
       {
         name: 'PostgreSQL fast restart',
+        target: 'postgres',
         run: async () => {
           await postgres.stop('SIGINT');
           await sleep(random.int(100, 1000));
-          await postgres.start();
+          await restart(postgres);
         },
       },
-      { name: 'sandbox timeouts (lost responses) window', run: async () => {
+      { name: 'SIGSTOP/SIGCONT an API (1-4 s)', target: 'api', run: () => pause(random.pick(apis), random.int(1_000, 4_000)) },
+      { name: 'sandbox timeouts (lost responses) window', target: 'sandbox', run: async () => {
         await patchFaults(endpointFaults({ timeoutRate: 0.4, hangMs: 2_000, afterEffect: true }));
         await sleep(3_000);
         await patchFaults(endpointFaults(null));
       } },
-      { name: 'webhooks dropped (reconciliation only)', run: async () => {
+      { name: 'SIGSTOP/SIGCONT a worker (1-4 s)', target: 'worker', run: async () => {
+        await waitForLockedJob();
+        await pause(random.pick(workers), random.int(1_000, 4_000));
+      } },
+      { name: 'webhooks dropped (reconciliation only)', target: 'sandbox', run: async () => {
         await patchFaults({ webhooks: { outage: { durationMs: 2_500, mode: 'drop' } } });
         await sleep(2_500);
       } },
       {
         name: 'PostgreSQL immediate restart',
+        target: 'postgres',
         run: async () => {
           await postgres.stop('SIGQUIT');
           await sleep(random.int(100, 1000));
-          await postgres.start();
+          await restart(postgres);
         },
       },
-      { name: 'sandbox silent (webhooks delayed) window', run: async () => {
+      { name: 'SIGSTOP/SIGCONT PostgreSQL, every process (1-4 s)', target: 'postgres', run: () => pause(postgres, random.int(1_000, 4_000), true) },
+      { name: 'kill -9 the sandbox and restart it', target: 'sandbox', run: async () => {
+        await sandbox.stop('SIGKILL');
+        await sleep(random.int(200, 1000));
+        await sandbox.start();
+      } },
+      { name: 'sandbox silent (webhooks delayed) window', target: 'sandbox', run: async () => {
         await patchFaults({ webhooks: { outage: { durationMs: 3_000, mode: 'delay' } } });
         await sleep(3_000);
       } },
-      { name: 'sandbox 500 on every Revio call window', run: async () => {
+      {
+        name: 'kill -9 the postmaster alone (its backends orphaned)',
+        target: 'postgres',
+        run: async () => {
+          await postgres.stop('SIGKILL');
+          // Its backends notice and exit; until they have, a new postmaster refuses the data folder.
+          await restart(postgres);
+        },
+      },
+      { name: 'sandbox 500 on every Revio call window', target: 'sandbox', run: async () => {
         await patchFaults(endpointFaults({ errorRate: 1, errorStatus: 500 }));
         await sleep(1_500);
         await patchFaults(endpointFaults(null));
       } },
+      {
+        name: `worker paused past WORKER_STALE_AFTER_SECONDS (${STALE_AFTER_SECONDS + 3} s): its jobs move to the other worker, then it wakes`,
+        target: 'worker',
+        run: async () => {
+          await waitForLockedJob();
+          await pause(random.pick(workers), (STALE_AFTER_SECONDS + 3) * 1000);
+        },
+      },
     ];
+    // Two faults on different targets at once (e.g. a worker killed during a PostgreSQL restart).
+    const overlap = {
+      name: 'overlapping faults (two at once)',
+      target: 'api' as Target,
+      run: async () => {
+        const first = random.pick(faultSchedule.filter((f) => !f.name.includes('past WORKER_STALE')));
+        const second = random.pick(faultSchedule.filter((f) => f.target !== first.target && !f.name.includes('past WORKER_STALE')));
+        progress(`  overlapping: ${first.name} + ${second.name}`);
+        await Promise.all([first.run(), sleep(random.int(0, 800)).then(second.run)]);
+        stats.fault(first.name);
+        stats.fault(second.name);
+      },
+    };
+    faultSchedule.push(overlap);
+    const allFaultsFired = () => faultSchedule.every((f) => (stats.faults.get(f.name) ?? 0) > 0);
     const faultLoop = (async () => {
       let next = random.int(0, faultSchedule.length - 1);
       await sleep(Math.min(options.faultEveryMs, 1_500));
@@ -685,6 +798,53 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
         await sleep(2_000);
       }
     })();
+    // Consistent reads during the load: each read is one snapshot (one statement, or one GraphQL
+    // request), and what it shows must add up, whatever is being written meanwhile.
+    const reads = { sql: 0, api: 0, skipped: 0 };
+    const readLoop = (async () => {
+      const r = rng(options.seed * 7 + 3);
+      while (loadRunning) {
+        await sleep(150);
+        try {
+          // All accounts per currency sum to zero; one wallet's stored balance and held equal its postings and open holds.
+          const user = r.pick(users);
+          const [row] = await sql(`
+            select (select coalesce(jsonb_object_agg(currency, total), '{}') from (select currency, sum(balance)::text as total from ledger.accounts group by currency) t where total::numeric <> 0) as nonzero,
+                   a.balance::text, a.held::text,
+                   (select coalesce(sum(p.amount), 0)::text from ledger.postings p where p.account_id = a.id) as posted,
+                   (select coalesce(sum(h.amount), 0)::text from ledger.holds h where h.account_id = a.id and h.status = 'placed') as holding
+              from ledger.accounts a where a.id = $1`, [user.walletId], 1);
+          reads.sql += 1;
+          if (Object.keys(row.nonzero).length > 0) violation(`read ${reads.sql}: accounts do not sum to zero in one snapshot: ${JSON.stringify(row.nonzero)}`);
+          if (row.balance !== row.posted || row.held !== row.holding) violation(`read ${reads.sql}: wallet ${user.walletId} stores ${row.balance}/${row.held} but its postings say ${row.posted}, its open holds ${row.holding}`);
+        } catch {
+          reads.skipped += 1; // PostgreSQL down or paused: nothing to compare
+        }
+        try {
+          // Through the API: the wallet's balance is the sum of its transaction list, and its last balanceAfter.
+          const user = r.pick(users);
+          const result = await graphql('{ allWallets { nodes { rowId balance heldBalance availableBalance transactions { totalCount nodes { amount sequence balanceAfter } } } } }', {}, user.token);
+          const wallet = result.data?.allWallets?.nodes?.find((w: { rowId: string }) => w.rowId === user.walletId);
+          if (!wallet) {
+            reads.skipped += 1;
+            continue;
+          }
+          reads.api += 1;
+          const rows = wallet.transactions.nodes as { amount: string; sequence: string; balanceAfter: string }[];
+          const sum = rows.reduce((total, t) => total + BigInt(t.amount), 0n);
+          const last = rows.reduce((best, t) => (best === undefined || BigInt(t.sequence) > BigInt(best.sequence) ? t : best), undefined as (typeof rows)[number] | undefined);
+          const problems = [
+            sum !== BigInt(wallet.balance) && `transactions sum to ${sum}`,
+            last && last.balanceAfter !== wallet.balance && `last balanceAfter ${last.balanceAfter}`,
+            rows.length !== wallet.transactions.totalCount && `totalCount ${wallet.transactions.totalCount} for ${rows.length} rows`,
+            BigInt(wallet.availableBalance) !== BigInt(wallet.balance) - BigInt(wallet.heldBalance) && `available ${wallet.availableBalance}`,
+          ].filter(Boolean);
+          if (problems.length) violation(`API read ${reads.api}: wallet ${user.walletId} balance ${wallet.balance} but ${problems.join(', ')}`);
+        } catch {
+          reads.skipped += 1;
+        }
+      }
+    })();
     const intervalMs = Math.max(5_000, Math.min(60_000, Math.floor(options.durationMs / 10)));
     const monitorLoop = (async () => {
       let last = Date.now();
@@ -703,6 +863,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
         if (Date.now() - last >= intervalMs) {
           last = Date.now();
           stats.flushInterval(Math.round((Date.now() - startedAt) / 1000));
+          sampleMemory('interval', false);
           const i = stats.intervals.at(-1)!;
           progress(`${i.ops} requests in the last ${intervalMs / 1000} s (${(i.ops / (intervalMs / 1000)).toFixed(1)}/s), p99 ${i.p99} ms`);
         }
@@ -715,7 +876,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     const requestsBefore = stats.latencies.length;
     await Promise.all(Array.from({ length: options.concurrency }, async (_, client) => {
       const r = rng(options.seed * 1000 + client + 1);
-      while (Date.now() - loadStart < options.durationMs) {
+      while ((Date.now() - loadStart < options.durationMs || !allFaultsFired()) && Date.now() - loadStart < options.durationMs * 8) {
         const roll = r.next();
         try {
           if (roll < 0.27) await doDeposit(r);
@@ -726,18 +887,18 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
         } catch (error) {
           stats.count('harness', `error ${(error as Error).message.slice(0, 60)}`);
         }
-        if (!api.running) await sleep(100);
+        if (!api.running && !api2.running) await sleep(100);
       }
     }));
     const loadSeconds = (Date.now() - loadStart) / 1000;
     const loadRequests = stats.latencies.length - requestsBefore;
     loadRunning = false;
-    await Promise.all([faultLoop, reconcileLoop, monitorLoop]);
+    await Promise.all([faultLoop, reconcileLoop, monitorLoop, readLoop]);
     sampleMemory('end of load');
 
     // ---- Settle: faults off, every process up, open checkouts closed (expiry), jobs drained, reconciliation run.
     progress('settling');
-    await sandboxPost('/_sandbox/faults', { endpoints: Object.fromEntries(REVIO_OPS.map((op) => [op, null])), webhooks: { outage: null } }).catch(() => undefined);
+    await patchFaults({ endpoints: Object.fromEntries(REVIO_OPS.map((op) => [op, null])), webhooks: { outage: null } });
     for (const p of processes) {
       if (!p.running) {
         stats.fault(`${p.name} found dead and restarted`);
@@ -754,13 +915,9 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
         const purchase = await revio.getPurchase(revio_purchase_id).catch(() => undefined);
         if (purchase && purchase.status !== 'paid' && purchase.status !== 'cancelled') await revio.cancelPurchase(revio_purchase_id).catch(() => undefined);
       });
-      // Jobs a killed worker had locked stay locked for graphile-worker's 4 hours; a worker started
-      // after the lock cannot hold it, so its locks are released (docs/faults.md, finding 2).
-      await sql(`select graphile_worker.force_unlock_workers(array_agg(distinct locked_by)) from graphile_worker.jobs where locked_at is not null and locked_at < $1`, [new Date(worker.startedAt - 1_000)]).catch(() => undefined);
-      // The same for a runner the worker process restarted after a PostgreSQL restart (finding 7): no job
-      // here runs for a minute (Revio calls time out after 1.5 s), so an older lock is an orphan.
-      await sql(`select graphile_worker.force_unlock_workers(array_agg(distinct locked_by)) from graphile_worker.jobs where locked_at < now() - interval '60 seconds'`).catch(() => undefined);
-      await sql(`select graphile_worker.reschedule_jobs(array_agg(id), run_at := now()) from graphile_worker.jobs where locked_at is null and attempts < max_attempts and run_at > now()`).catch(() => undefined);
+      // No unlocking and no rescheduling here: jobs a killed worker held are
+      // freed by the product (worker heartbeats, docs/runbook.md "Stale job
+      // locks"), and retries wait out their own backoff.
       await reconcile();
       openRows = await sql(`
         select 'deposit' as kind, id, status::text from app_public.deposits where status not in ('paid','failed','cancelled','expired') and not needs_attention
@@ -799,7 +956,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     for (const v of fuzzReport.violations) violation(`fuzz: ${v}`);
     const after = await sql(`select (select count(*) from ledger.entries) as entries, (select count(*) from app_public.deposits) as deposits, (select count(*) from app_public.withdrawals) as withdrawals, (select count(*) from app_public.bank_accounts) as banks`);
     if (JSON.stringify(before) !== JSON.stringify(after)) violation(`fuzz: hostile input recorded something: before ${JSON.stringify(before[0])}, after ${JSON.stringify(after[0])}`);
-    if (!api.running) violation('fuzz: the API process died');
+    if (!api.running || !api2.running) violation('fuzz: an API process died');
 
     // ---- The checks.
     const checks: { name: string; failures: string[] }[] = [];
@@ -913,6 +1070,131 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       return [`${user.email}: balance ${actual}, model ${expected} plus a subset of [${uncertain.join(', ')}]`];
     }));
 
+    check('API, worker and sandbox never crashed (PostgreSQL restarts and pauses included)', processes.filter((p) => p !== postgres && p.unexpectedExits > 0)
+      .map((p) => `${p.name} exited by itself ${p.unexpectedExits} time(s): ${p.stderrTail.slice(-300).replace(/\s+/g, ' ')}`));
+
+    // Held money per wallet equals the model: the withdrawals still open (flagged ones keep their hold).
+    const withdrawalRows = await sql(`select w.id, w.wallet_id, w.amount::text, w.status::text from app_public.withdrawals w`);
+    const heldByWallet = new Map((await sql(`select id, held::text from ledger.accounts where kind = 'user_wallet'`)).map((r) => [r.id, BigInt(r.held)]));
+    check("each wallet's held amount equals the model's open withdrawals", users.flatMap((user) => {
+      const mine = ops.filter((o) => o.kind === 'withdrawal' && o.user === user);
+      const rows = withdrawalRows.filter((w) => w.wallet_id === user.walletId);
+      const failures: string[] = [];
+      const unmatched = new Set(mine.filter((o) => !o.rowId && o.outcome === 'uncertain'));
+      let expected = 0n;
+      for (const row of rows) {
+        const known = mine.find((o) => o.rowId === row.id);
+        const op = known ?? [...unmatched].find((o) => String(o.amount) === row.amount);
+        if (!op) failures.push(`${user.email}: withdrawal ${row.id} of ${row.amount} matches no request the clients sent`);
+        else if (String(op.amount) !== row.amount) failures.push(`${user.email}: withdrawal ${row.id} is for ${row.amount}, the request was for ${op.amount}`);
+        if (op && !known) unmatched.delete(op);
+        if (!FINAL_WITHDRAWAL.has(row.status)) expected += BigInt(row.amount);
+      }
+      for (const op of mine.filter((o) => o.outcome === 'ok' && o.rowId)) {
+        if (!rows.some((w) => w.id === op.rowId)) failures.push(`${user.email}: acknowledged withdrawal ${op.rowId} is not in the database`);
+      }
+      const held = heldByWallet.get(user.walletId) ?? -1n;
+      if (held !== expected) failures.push(`${user.email}: held ${held}, open withdrawals ${expected}`);
+      return failures;
+    }));
+
+    // Deposits' credits, counted by deposit id (the entry's metadata) and checked by amount and wallet.
+    const credits = new Map((await sql(`
+      select e.metadata->>'deposit_id' as deposit_id, count(distinct e.id) as entries,
+             coalesce(sum(p.amount) filter (where p.account_id = d.wallet_id), 0)::text as credited
+        from ledger.entries e
+        join ledger.postings p on p.entry_id = e.id
+        left join app_public.deposits d on d.id::text = e.metadata->>'deposit_id'
+       where e.kind = 'deposit' and e.metadata ? 'deposit_id'
+       group by 1`)).map((r) => [r.deposit_id, r]));
+    check('each deposit is credited once if paid (by its id, for its amount), never otherwise', [
+      ...deposits.flatMap((d) => {
+        const c = credits.get(d.id);
+        if (d.status === 'paid') {
+          if (!c) return [`paid deposit ${d.id} has no credit entry`];
+          if (Number(c.entries) !== 1 || c.credited !== d.amount) return [`paid deposit ${d.id} of ${d.amount}: ${c.entries} credit entries for ${c.credited}`];
+          return [];
+        }
+        return c ? [`deposit ${d.id} is ${d.status} but was credited ${c.credited} in ${c.entries} entries`] : [];
+      }),
+      ...[...credits.keys()].filter((id) => !deposits.some((d) => d.id === id)).map((id) => `credit entry for unknown deposit ${id}`),
+      ...ops.filter((o) => o.kind === 'deposit' && o.fate === 'paid' && o.rowId).flatMap((o) => {
+        const d = deposits.find((x) => x.id === o.rowId);
+        return d?.status === 'paid' && d.amount === String(o.amount) ? [] : [`deposit ${o.rowId} of ${o.amount} was paid at checkout but is ${d?.status} for ${d?.amount}`];
+      }),
+    ]);
+
+    // Flagged payments and dead jobs: each must be explained by a fault this run injected.
+    const fired = (pattern: RegExp) => [...stats.faults.keys()].filter((name) => pattern.test(name) && (stats.faults.get(name) ?? 0) > 0);
+    const TRANSIENT = /sandbox|PostgreSQL|postmaster|worker|overlapping/;
+    const explanations: [RegExp, RegExp, string][] = [
+      [/gave up after \d+ attempts/, TRANSIENT, 'retries used up during outages'],
+      [/died with its worker/, /kill -9 a worker|paused past/, 'its worker was killed on its last attempt'],
+      [/Revio has \d+ payouts with reference|also names this (deposit|withdrawal)/, /paused past|timeouts/, 'a second Revio object: a lost response, or a job run by two workers'],
+    ];
+    const SANDBOX_OUTAGE = /sandbox|overlapping/;
+    const flaggedRows = await sql(`select kind, id, status, attention_reason from audit.payments_needing_attention`);
+    const explainedBy = new Map<string, number>();
+    const explainedIds = new Set<string>();
+    check('every flagged deposit or withdrawal is explained by an injected fault', flaggedRows.flatMap((row) => {
+      const match = explanations.find(([reason]) => reason.test(row.attention_reason ?? ''));
+      const faults = match ? fired(match[1]) : [];
+      if (!match || faults.length === 0) return [`${row.kind} ${row.id} (${row.status}) flagged: ${row.attention_reason}`];
+      explainedIds.add(row.id);
+      explainedBy.set(`${row.kind}: ${match[2]}`, (explainedBy.get(`${row.kind}: ${match[2]}`) ?? 0) + 1);
+      return [];
+    }));
+    const deadJobs = await sql(`select job_id, task, job_key, attempts, last_error, deposit_id, withdrawal_id from audit.dead_jobs`);
+    check('every dead job is explained (its payment is flagged for a fault this run injected)', deadJobs.flatMap((job) => {
+      const payment = job.deposit_id ?? job.withdrawal_id;
+      if (/its worker stopped heartbeating/.test(job.last_error ?? '') && fired(/kill -9 a worker|paused past|overlapping/).length > 0) {
+        explainedBy.set(`dead ${job.task}: killed with its worker on its last attempt`, (explainedBy.get(`dead ${job.task}: killed with its worker on its last attempt`) ?? 0) + 1);
+        return [];
+      }
+      if (job.task === 'revio.reconcile_pending' && /Revio answered none/.test(job.last_error ?? '') && fired(SANDBOX_OUTAGE).length > 0) {
+        explainedBy.set('dead revio.reconcile_pending: Revio unreachable for all its attempts', (explainedBy.get('dead revio.reconcile_pending: Revio unreachable for all its attempts') ?? 0) + 1);
+        return [];
+      }
+      if (payment && explainedIds.has(payment)) {
+        explainedBy.set(`dead ${job.task}: its payment is flagged`, (explainedBy.get(`dead ${job.task}: its payment is flagged`) ?? 0) + 1);
+        return [];
+      }
+      return [`dead job ${job.job_id} ${job.task} (${job.job_key}) after ${job.attempts} attempts: ${String(job.last_error).slice(0, 200)}`];
+    }));
+
+    // Liveness: enough acknowledged work of every kind, and every fault injected at least once.
+    const acknowledged = (kind: string, pattern: RegExp) => [...stats.ops].filter(([key]) => key.startsWith(`${kind}\t`) && pattern.test(key.split('\t')[1])).reduce((n, [, v]) => n + v, 0);
+    const minimum = options.minimumPerKind;
+    const liveness: [string, number][] = [
+      ['deposits paid', acknowledged('deposit', /^paid$/)],
+      ['transfers acknowledged', acknowledged('transfer', /^ok$/)],
+      ['withdrawals acknowledged', acknowledged('withdrawal', /ok$/)],
+      ['replays answered', acknowledged('replay', /ok$|resolved/)],
+      ['consistent reads by SQL', reads.sql],
+      ['consistent reads through the API', reads.api],
+    ];
+    check(`liveness: at least ${minimum} of each kind of operation, and every fault injected`, [
+      ...liveness.filter(([, n]) => n < minimum).map(([what, n]) => `only ${n} ${what}`),
+      ...faultSchedule.filter((f) => (stats.faults.get(f.name) ?? 0) === 0).map((f) => `fault never injected: ${f.name}`),
+    ]);
+
+    // Memory: no API or worker grows without bound (each incarnation, from its first reading to its last).
+    sampleMemory('end', true);
+    const growth: string[] = [];
+    const incarnations = new Map<string, typeof rssReadings>();
+    for (const reading of rssReadings) incarnations.set(`${reading.name}/${reading.pid}`, [...(incarnations.get(`${reading.name}/${reading.pid}`) ?? []), reading]);
+    const rssLines: [string, string, string][] = [];
+    for (const [key, readings] of incarnations) {
+      // The baseline is taken once the process has warmed up (a restarted API's first reading can be mid-start-up).
+      const first = readings.find((r) => r.at >= readings[0].at + 20_000);
+      if (!/^(api|worker)/.test(key) || !first || first === readings.at(-1)) continue;
+      const last = readings.at(-1)!;
+      const limit = Math.max(150, first.mb * 0.75);
+      rssLines.push([key, `${first.mb.toFixed(0)} → ${last.mb.toFixed(0)} MB`, `over ${((last.at - first.at) / 1000).toFixed(0)} s (limit +${limit.toFixed(0)} MB)`]);
+      if (last.mb - first.mb > limit) growth.push(`${key} grew from ${first.mb.toFixed(0)} MB to ${last.mb.toFixed(0)} MB in ${((last.at - first.at) / 1000).toFixed(0)} s`);
+    }
+    check('RSS of every API and worker process stays bounded', growth);
+
     // ---- The summary.
     const lines: string[] = [];
     const table = (title: string, rows: [string, string, string?][]) => {
@@ -934,6 +1216,10 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       ...stats.intervals.map((i): [string, string, string] => [`  t=${i.at} s`, `${(i.ops / (intervalMs / 1000)).toFixed(1)}/s`, `p99 ${i.p99} ms`]),
     ]);
     table('memory (RSS)', memory.map((m) => [m.at, Object.entries(m).filter(([k]) => k !== 'at').map(([k, v]) => `${k} ${v}`).join(', ')]));
+    table('RSS per API/worker incarnation (first → last reading)', rssLines);
+    table('liveness', liveness.map(([what, n]) => [what, String(n)]));
+    table('consistent reads during the load', [['by SQL (one statement)', String(reads.sql)], ['through the API (one request)', String(reads.api)], ['skipped (down or paused)', String(reads.skipped)]]);
+    table('flags and dead jobs explained by injected faults', explainedBy.size ? [...explainedBy].map(([what, n]) => [what, String(n)]) : [['none', '']]);
     table('hostile input', [
       ['cases', String(fuzzReport.cases)],
       ['graphql-js rejections without a code (known gap)', String(fuzzReport.uncoded)],
@@ -970,9 +1256,12 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     report = `FAILED: harness error; reproduce with --seed ${options.seed}`;
   } finally {
     await owner.end().catch(() => undefined);
-    await api.stop('SIGTERM', 10_000);
-    await worker.stop('SIGTERM', 10_000);
+    for (const p of [...apis, ...workers]) {
+      p.signal('SIGCONT');
+      await p.stop('SIGTERM', 10_000);
+    }
     await sandbox.stop('SIGTERM', 5_000);
+    for (const pid of postgres.tree()) try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
     await postgres.stop('SIGINT', 10_000);
     for (const p of processes) p.closeLog();
     if (violations.length === 0 && !options.keepDir) rmSync(root, { recursive: true, force: true });

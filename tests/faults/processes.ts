@@ -4,7 +4,7 @@
 // postmaster's fast/immediate shutdown signals) and started again on the same
 // port, the way an orchestrator with a restart policy would.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export const projectRoot = join(dirname(new URL(import.meta.url).pathname), '..', '..');
@@ -98,6 +98,29 @@ export class Managed {
     });
     await Promise.race([exited, timer]);
     await exited;
+  }
+
+  /** Sends a signal the process survives (SIGSTOP, SIGCONT) to it alone. */
+  signal(signal: NodeJS.Signals): void {
+    if (this.pid) process.kill(this.pid, signal);
+  }
+
+  /** The process and its children (PostgreSQL's backends and auxiliary processes). */
+  tree(): number[] {
+    const root = this.pid;
+    if (!root) return [];
+    const children: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        // Field 4 of /proc/<pid>/stat is the parent pid (after the parenthesised command name).
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === root) children.push(Number(entry));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return [root, ...children];
   }
 
   closeLog(): void {

@@ -18,6 +18,7 @@ import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts
 import { sendEmail } from './send-email.ts';
 import { VOTING_CRON_ITEMS, votingCloseEvents, votingSnapshotLeaderboards } from '../../voting/tasks.ts';
 import { revioRefundPurchase } from './revio-refund-purchase.ts';
+import { workerReleaseStaleLocks } from './worker-release-stale-locks.ts';
 
 /** What the Revio tasks need; without it they are not registered and their jobs wait. */
 export interface RevioTaskDeps {
@@ -31,6 +32,8 @@ export interface TaskSettings {
   /** Stored Revio deliveries: signed ones kept this many days, bad signatures badDeliveryRetentionDays. */
   deliveryRetentionDays: number;
   badDeliveryRetentionDays: number;
+  /** WORKER_STALE_AFTER_SECONDS (src/worker/heartbeat.ts). */
+  staleAfterSeconds?: number;
   revio?: RevioTaskDeps;
   /** Account emails (default: EMAIL_TRANSPORT / SMTP_URL / APP_URL from the environment). */
   email?: { settings: EmailSettings; transport?: EmailTransport };
@@ -46,6 +49,7 @@ export function makeTaskList(settings: TaskSettings): TaskList {
     'revio.purge_deliveries': revioPurgeDeliveries(settings.deliveryRetentionDays, settings.badDeliveryRetentionDays),
     commerce_expire_reservations: commerceExpireReservations,
     'payments.release_cleared': paymentsReleaseCleared,
+    worker_release_stale_locks: workerReleaseStaleLocks(settings.staleAfterSeconds ?? 30),
   };
   const emailSettings = settings.email?.settings ?? emailSettingsFrom();
   tasks.send_email = sendEmail(settings.email?.transport ?? transportFor(emailSettings), emailSettings);
@@ -68,6 +72,7 @@ export function makeTaskList(settings: TaskSettings): TaskList {
 export function makeCronItems(options: { revio?: boolean } = {}): ParsedCronItem[] {
   return parseCronItems([
     { task: 'ledger_expire_holds', match: '* * * * *', identifier: 'ledger_expire_holds', options: { backfillPeriod: 0, maxAttempts: 3 } },
+    { task: 'worker_release_stale_locks', match: '* * * * *', identifier: 'worker_release_stale_locks', options: { backfillPeriod: 0, maxAttempts: 1 } },
     { task: 'ledger_purge_idempotency', match: '17 * * * *', identifier: 'ledger_purge_idempotency', options: { backfillPeriod: 0, maxAttempts: 3 } },
     ...VOTING_CRON_ITEMS,
     { task: 'revio.purge_deliveries', match: '43 4 * * *', identifier: 'revio.purge_deliveries', options: { backfillPeriod: 0, maxAttempts: 3 } },

@@ -13,7 +13,7 @@ import type { Task } from 'graphile-worker';
 import { BankKeyError, decryptAccountNumber, type BankAccountKey } from '../../payments/bank-crypto.ts';
 import { asEventBody } from '../../payments/revio-events.ts';
 import { RevioError, type Payout, type RevioClient } from '../../revio/index.ts';
-import { applyRevioObject, NeedsAttention, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
+import { applyRevioObject, exclusively, NeedsAttention, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
 
 interface WithdrawalRow {
   id: string;
@@ -33,7 +33,7 @@ interface WithdrawalRow {
 }
 
 export function revioCreatePayout(revio: RevioClient, bankAccountKey: BankAccountKey | undefined, settings: RevioJobSettings): Task {
-  return async (payload, helpers) => {
+  return (payload, helpers) => exclusively(helpers, `revio:withdrawal:${(payload as { withdrawal_id: string }).withdrawal_id}`, async () => {
     const withdrawalId = (payload as { withdrawal_id: string }).withdrawal_id;
     const { rows } = await helpers.query<WithdrawalRow>('select * from app_private.withdrawal_for_payout($1)', [withdrawalId]);
     const w = rows[0];
@@ -97,7 +97,7 @@ export function revioCreatePayout(revio: RevioClient, bankAccountKey: BankAccoun
       const outcome = await applyRevioObject(helpers, asEventBody(payout));
       helpers.logger.info(`withdrawal ${withdrawalId}: payout ${payout.id} (${payout.status}) ${outcome}`);
     });
-  };
+  });
 }
 
 /** The payout an earlier attempt made. More than one, or no way to ask, needs a person. */

@@ -13,7 +13,7 @@
 import type { Task } from 'graphile-worker';
 import { asEventBody } from '../../payments/revio-events.ts';
 import { RevioError, type Purchase, type RevioClient } from '../../revio/index.ts';
-import { applyRevioObject, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
+import { applyRevioObject, exclusively, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
 
 interface DepositRow {
   id: string;
@@ -27,7 +27,7 @@ interface DepositRow {
 }
 
 export function revioCreatePurchase(revio: RevioClient, settings: RevioJobSettings): Task {
-  return async (payload, helpers) => {
+  return (payload, helpers) => exclusively(helpers, `revio:deposit:${(payload as { deposit_id: string }).deposit_id}`, async () => {
     const depositId = (payload as { deposit_id: string }).deposit_id;
     const load = async () => (await helpers.query<DepositRow>('select * from app_private.deposit_for_purchase($1)', [depositId])).rows[0];
     const deposit = await load();
@@ -58,7 +58,7 @@ export function revioCreatePurchase(revio: RevioClient, settings: RevioJobSettin
       const outcome = await applyRevioObject(helpers, asEventBody(purchase));
       helpers.logger.info(`deposit ${depositId}: purchase ${purchase.id} (${purchase.status}) ${outcome}`);
     });
-  };
+  });
 }
 
 /** The purchase an earlier attempt made, if Revio can tell us. */

@@ -94,3 +94,26 @@ export async function applyRevioObject(helpers: Pick<JobHelpers, 'query'>, body:
 export function refusalReason(error: RevioError, what: string): string {
   return `Revio refused the ${what}${error.revioMessage ? `: ${error.revioMessage}` : error.code ? ` (${error.code})` : '.'}`;
 }
+
+/**
+ * Runs one attempt of a payment's job with no other attempt for the same
+ * payment running anywhere. A worker paused longer than
+ * WORKER_STALE_AFTER_SECONDS has its job freed and re-run by another worker
+ * while it may still be mid-call to Revio; two attempts then both found no
+ * payout by reference and both created and executed one (the fault suite saw a
+ * withdrawal paid out twice; docs/faults.md, finding 10). A session advisory
+ * lock on the attempt's own connection serializes them: it is freed when the
+ * attempt ends, or when its process or connection dies. An attempt that finds
+ * it taken fails and retries with the job's backoff.
+ */
+export async function exclusively(helpers: JobHelpers, key: string, attempt: () => Promise<void>): Promise<void> {
+  await helpers.withPgClient(async (client) => {
+    const { rows } = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [key]);
+    if (!rows[0].ok) throw new Error(`another attempt at ${key} is still running (a paused worker?); trying again later`);
+    try {
+      await attempt();
+    } finally {
+      await client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => undefined);
+    }
+  });
+}
