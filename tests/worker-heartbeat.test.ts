@@ -53,7 +53,7 @@ const jobRow = async (id: string) => (await owner.query('select locked_by, attem
 it('frees the jobs of a worker killed with SIGKILL, and the job then runs to completion on another worker', async () => {
   const blocker = await owner.connect();
   const id = await blockedJob(blocker);
-  child = spawn(process.execPath, ['tests/helpers/worker-process.ts', db.ownerUrl], { env: { ...process.env, WORKER_STALE_AFTER_SECONDS: '10' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  child = spawn(process.execPath, ['tests/helpers/worker-process.ts', db.workerUrl], { env: { ...process.env, WORKER_STALE_AFTER_SECONDS: '10' }, stdio: ['ignore', 'pipe', 'inherit'] });
   const dead = await waitFor('the child worker locks the job', 30_000, async () => (await jobRow(id))?.locked_by ?? undefined);
   // Its first heartbeat is sent as its pool starts, concurrently with the first job fetch.
   const pid = await waitFor('the child worker heartbeats', 10_000, async () => (await owner.query('select pid from app_private.worker_heartbeats where worker_id = $1', [dead])).rows[0]?.pid);
@@ -65,7 +65,7 @@ it('frees the jobs of a worker killed with SIGKILL, and the job then runs to com
   const killedAt = Date.now();
 
   // A second worker (in this process) heartbeats too, and releases stale locks every 5 s.
-  worker = await startWorker({ connectionString: db.ownerUrl, logger: makeLogger('silent'), cron: false, concurrency: 1 });
+  worker = await startWorker({ connectionString: db.workerUrl, logger: makeLogger('silent'), cron: false, concurrency: 1 });
   expect((await jobRow(id)).locked_by).toBe(dead); // nothing freed before the heartbeat is stale
   await waitFor('the job completes', 40_000, async () => ((await jobRow(id)) === undefined ? true : undefined));
   const recoverySeconds = (Date.now() - killedAt) / 1000;

@@ -4,6 +4,29 @@
 -- payout.success captures the hold (wallet → withdrawals in flight → Revio
 -- clearing), payout.failed or a final refusal releases it (revio_events.sql).
 
+-- The withdrawal an idempotency key already made, if the request is the same
+-- one; a different request with that key fails with IDEMPOTENCY_KEY_REUSED.
+create or replace function app_private.same_withdrawal_request(
+  p_withdrawal app_public.withdrawals,
+  p_wallet_id uuid,
+  p_amount bigint,
+  p_bank_account_id uuid
+)
+returns app_public.withdrawals
+language plpgsql
+immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if p_withdrawal.wallet_id is distinct from p_wallet_id or p_withdrawal.amount is distinct from p_amount
+     or p_withdrawal.bank_account_id is distinct from p_bank_account_id then
+    raise exception 'This idempotency key was already used for a different request' using errcode = 'PW109'; -- IDEMPOTENCY_KEY_REUSED
+  end if;
+  return p_withdrawal;
+end;
+$$;
+revoke all on function app_private.same_withdrawal_request(app_public.withdrawals, uuid, bigint, uuid) from public;
+
 -- Creates a withdrawal for p_caller, or returns the one an earlier identical
 -- request made; a different request with the same key fails with
 -- IDEMPOTENCY_KEY_REUSED.
@@ -31,6 +54,14 @@ begin
   if p_idempotency_key is null or length(p_idempotency_key) not between 1 and 200 then
     raise exception 'An idempotency key of 1 to 200 characters is required' using errcode = 'PW110'; -- IDEMPOTENCY_KEY_INVALID
   end if;
+  -- A replay of an acknowledged request gets its first answer, whatever has
+  -- changed since (a chargeback now blocking withdrawals, say): idempotency
+  -- is decided before the checks that guard a new withdrawal.
+  select w.* into v_withdrawal from app_public.withdrawals w
+   where w.user_id = p_caller and w.idempotency_key = p_idempotency_key;
+  if v_withdrawal.id is not null then
+    return app_private.same_withdrawal_request(v_withdrawal, p_wallet_id, p_amount, p_bank_account_id);
+  end if;
   select a.* into v_wallet from ledger.accounts a
    where a.id = p_wallet_id and a.kind = 'user_wallet' and a.owner_id = p_caller;
   if not found then
@@ -56,13 +87,10 @@ begin
   on conflict (user_id, idempotency_key) do nothing
   returning * into v_withdrawal;
   if v_withdrawal.id is null then
+    -- A racing twin committed first.
     select w.* into v_withdrawal from app_public.withdrawals w
      where w.user_id = p_caller and w.idempotency_key = p_idempotency_key;
-    if v_withdrawal.wallet_id <> p_wallet_id or v_withdrawal.amount <> p_amount
-       or v_withdrawal.bank_account_id <> p_bank_account_id then
-      raise exception 'This idempotency key was already used for a different request' using errcode = 'PW109'; -- IDEMPOTENCY_KEY_REUSED
-    end if;
-    return v_withdrawal;
+    return app_private.same_withdrawal_request(v_withdrawal, p_wallet_id, p_amount, p_bank_account_id);
   end if;
 
   -- The wallet's row lock serialises withdrawals from one wallet, so two
