@@ -1,4 +1,1 @@
--- A replay of an acknowledged withdrawal gets its first answer before the
--- checks that guard a new one (found by the fault run: a chargeback since
--- blocked the replay).
---!include payments/withdrawals.sql
+-- Enter migration here
