@@ -1,1 +1,2 @@
--- Enter migration here
+--!include payments/revio_events.sql
+--!include worker/grants.sql

@@ -427,4 +427,17 @@ describe('review paths', () => {
     expect((await depositRow(stack, depositId)).attention_reason).toMatch(/expect payment.refunded \/ payment.charged_back/);
     expect(await balance(stack, person.walletId)).toEqual({ balance: 5_000n, held: 0n });
   });
+
+  it('a purchase charged back before its payment was seen here (paid webhook lost): flagged, never silent, nothing moved', async () => {
+    const person = await signUp(stack, 'rv-charged-unseen');
+    const depositId = (await createDeposit(stack, person, 5_000)).data.createDeposit.result.rowId;
+    const purchaseId = await eventually(() => purchaseOf(depositId), 10_000, 'purchase');
+    await eventually(async () => (await depositRow(stack, depositId)).status === 'awaiting_payment', 10_000, 'awaiting');
+    const purchase = stack.sandbox.purchase(purchaseId)!;
+    const snapshot = { ...purchase, status: 'chargeback', refundable_amount: 0, updated_on: purchase.updated_on + 7, event_type: 'purchase.chargeback' };
+    expect((await postWebhook(stack, snapshot)).body.outcome).toBe('review');
+    expect(await depositRow(stack, depositId)).toMatchObject({ status: 'awaiting_payment', needs_attention: true });
+    expect((await depositRow(stack, depositId)).attention_reason).toMatch(/its payment was never seen here/);
+    expect(await balance(stack, person.walletId)).toEqual({ balance: 0n, held: 0n });
+  });
 });

@@ -210,7 +210,14 @@ begin
     select r.* into v_refund from app_public.refunds r
      where r.deposit_id = v_deposit.id and r.status in ('requested', 'submitted') for update;
     v_refundable := app_private.jsonb_cents(p_body->'refundable_amount');
-    if v_deposit.status <> 'paid' then
+    if v_deposit.status in ('pending', 'awaiting_payment') then
+      -- Paid and taken back before we saw the payment (its webhook lost, say):
+      -- never silent. A person checks with Revio and settles it (docs/runbook-payments.md).
+      detail := format('Revio reports the purchase %s, but its payment was never seen here: check with Revio; '
+                       'if it was paid, credit it with an adjustment and book the take-back', v_status);
+      perform app_private.flag_payment('deposit', v_deposit.id, detail);
+      outcome := 'review';
+    elsif v_deposit.status <> 'paid' then
       outcome := 'ignored';
       detail := format('The deposit is %s: nothing was credited, so nothing is taken back', v_deposit.status);
     elsif v_status = 'pending_refund' and v_refund.id is not null then

@@ -565,8 +565,14 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
         await sendLifecycle(op, cancelWithdrawalMutation, 'cancelWithdrawal', { withdrawalId: target.rowId });
         if (op.outcome === 'ok' && !target.failing) target.user.estimate += target.amount;
       } else {
-        if (paid.length === 0) return;
-        const target = r.pick(paid);
+        // Revio's chargebacks come days after the payment: only deposits our
+        // ledger has credited are charged back (one paid and charged back within
+        // a second, its webhooks lost, is flagged for a person: revio_events.sql).
+        const credited = new Set((await sql<{ id: string }>(`select id from app_public.deposits where status = 'paid' and id = any($1::uuid[])`,
+          [paid.map((o) => o.rowId)], 1).catch(() => [] as { id: string }[])).map((d) => d.id));
+        const chargeable = paid.filter((o) => credited.has(o.rowId!));
+        if (chargeable.length === 0) return;
+        const target = r.pick(chargeable);
         const purchase = await purchaseOf(target.rowId!, 1_000);
         if (!purchase) return;
         const op: LifecycleOp = { kind: 'chargeback', user: target.user, target, amount: r.int(1, target.amount), outcome: 'uncertain' };
