@@ -1,2 +1,1 @@
---!include payments/revio_events.sql
---!include worker/grants.sql
+-- Enter migration here
