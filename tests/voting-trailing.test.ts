@@ -37,6 +37,17 @@ describe('withTrailingRepeat', () => {
     await iterator.return!();
   });
 
+  it('repeats an owed message after the delay even when the source stays silent', async () => {
+    const { source, push } = channel<string>();
+    const iterator = withTrailingRepeat(source, 50, 'first');
+    const started = Date.now();
+    expect(await iterator.next()).toEqual({ done: false, value: 'first' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    push('b');
+    expect(await iterator.next()).toEqual({ done: false, value: 'b' });
+    await iterator.return!();
+  });
+
   it('ends the source at once when the consumer stops, even while waiting', async () => {
     const { source, returned } = channel<string>();
     const iterator = withTrailingRepeat(source, 50);

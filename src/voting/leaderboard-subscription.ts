@@ -13,7 +13,8 @@
 // database-wide lock at commit; see app_private.tally_add). So that votes
 // committed inside that window are not left unannounced, every notification
 // is followed by one trailing event TRAILING_MS later (unless another
-// notification came first), which re-reads the standings.
+// notification came first), which re-reads the standings; so is the first
+// event, for votes inside a window opened before the client subscribed.
 import type {} from 'postgraphile';
 import { jsonParse } from 'postgraphile/@dataplan/json';
 import { loadOneWithPgClient } from 'postgraphile/@dataplan/pg';
@@ -37,13 +38,14 @@ export const TRAILING_MS = 300;
 
 /**
  * Yields every message of `source` and, when `delayMs` pass after one without
- * another, that message again. A plain iterator rather than an async
- * generator: return() (the client unsubscribing) must end `source` at once,
- * even while waiting for a message, or the LISTEN would outlive it.
+ * another, that message again. `owed`, if given, is repeated `delayMs` after
+ * the start as if it had just been received. A plain iterator rather than an
+ * async generator: return() (the client unsubscribing) must end `source` at
+ * once, even while waiting for a message, or the LISTEN would outlive it.
  */
-export function withTrailingRepeat<T>(source: AsyncIterator<T>, delayMs: number): AsyncIterableIterator<T> {
+export function withTrailingRepeat<T>(source: AsyncIterator<T>, delayMs: number, owed?: T): AsyncIterableIterator<T> {
   const finished: IteratorResult<T> = { done: true, value: undefined };
-  let last: { value: T } | undefined;
+  let last: { value: T } | undefined = owed === undefined ? undefined : { value: owed };
   let pending: Promise<IteratorResult<T>> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stop: (() => void) | undefined;
@@ -83,12 +85,33 @@ export function withTrailingRepeat<T>(source: AsyncIterator<T>, delayMs: number)
   return iterator;
 }
 
-/** pgSubscriber with a trailing repeat of each message. */
-function trailingSubscriber(subscriber: GrafastSubscriber | null): GrafastSubscriber | null {
+/**
+ * Resolves once the subscriber's LISTEN for a topic just subscribed has run.
+ * @dataplan/pg's PgSubscriber.subscribe() returns before its LISTEN reaches
+ * PostgreSQL (it queues the LISTEN on an internal promise chain, `_chain`),
+ * while grafast sends the initial event at once: a vote committed in between
+ * was announced to nobody, and the client kept standings that never moved
+ * (seen under CI load). Waiting on that chain means the first event, and so
+ * everything the client reads, comes after LISTEN is live.
+ */
+async function listening(subscriber: GrafastSubscriber): Promise<void> {
+  await (subscriber as { _chain?: Promise<unknown> })._chain;
+}
+
+/**
+ * pgSubscriber with a trailing repeat of each message, live before its first
+ * event. The subscription's first event (the standings on subscribing) is
+ * repeated too: a vote committed just after that read, inside the 100 ms of
+ * an announcement made before the client subscribed, is announced to nobody,
+ * and only this repeat delivers it.
+ */
+function trailingSubscriber(subscriber: GrafastSubscriber | null, firstEvent: string): GrafastSubscriber | null {
   if (!subscriber) return null;
   return {
     async subscribe(topic) {
-      return withTrailingRepeat(await subscriber.subscribe(topic), TRAILING_MS);
+      const source = await subscriber.subscribe(topic);
+      await listening(subscriber);
+      return withTrailingRepeat(source, TRAILING_MS, firstEvent);
     },
   };
 }
@@ -136,7 +159,7 @@ export const LeaderboardSubscriptionPlugin = extendSchema((build) => {
               const $categoryId = fieldArgs.getRaw('categoryId');
               const $topic = lambda($categoryId, (id: string) => leaderboardTopic(id));
               const $initial = lambda($categoryId, (id: string) => JSON.stringify({ categoryId: id }));
-              const $subscriber = lambda(context().get('pgSubscriber'), trailingSubscriber);
+              const $subscriber = lambda([context().get('pgSubscriber'), $initial], ([subscriber, initial]) => trailingSubscriber(subscriber, initial));
               return listen($subscriber, $topic, jsonParse, $initial);
             },
             plan($event) {
