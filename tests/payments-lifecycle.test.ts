@@ -179,6 +179,26 @@ describe('refundDeposit', () => {
     expect(await balance(stack, person.walletId)).toEqual({ balance: 4_000n, held: 0n });
     expect(await entriesOf('refund', depositId)).toHaveLength(1);
   });
+
+  it('a call that times out but lands later is not repeated: a read-back before it lands is not believed', async () => {
+    const person = await signUp(stack, 'rf-late');
+    const depositId = await fundByDeposit(stack, person, 10_000);
+    const purchaseId = await purchaseOf(depositId);
+    // Revio takes 1.5 s over the refund: our 1 s timeout gives up, the refund lands after it,
+    // and a read sent meanwhile still shows the purchase unrefunded. (Less than half the deposit,
+    // so a second call would be accepted too.)
+    stack.sandbox.faults.set({ endpoints: { refundPurchase: { latencyMs: 1_500 } }, webhooks: { outage: { mode: 'drop' } } });
+    try {
+      const refund = (await refundDeposit(stack, person, depositId, 4_000)).data.refundDeposit.result.rowId;
+      await refundDone(refund);
+      await new Promise((resolve) => setTimeout(resolve, 2_000)); // any second call would have landed by now
+    } finally {
+      stack.sandbox.faults.set({});
+    }
+    expect(stack.sandbox.payments().filter((p) => p.related_to.id === purchaseId)).toHaveLength(1);
+    expect(stack.sandbox.purchase(purchaseId)?.refundable_amount).toBe(6_000);
+    expect(await balance(stack, person.walletId)).toEqual({ balance: 6_000n, held: 0n });
+  });
 });
 
 describe('chargebacks and Revio refunds after the credit', () => {

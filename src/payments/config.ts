@@ -22,6 +22,8 @@ export interface PaymentSettings {
   quickRetries: number;
   /** First gap between quick tries (doubles each time). */
   retryBaseMs: number;
+  /** How long a create or refund call whose answer was lost may still land at Revio (revio-job.ts, assertNoCallInFlight). */
+  inFlightGraceMs: number;
   /** Reconciliation asks Revio about deposits and withdrawals open this long. */
   reconcileMinAgeSeconds: number;
   /** The daily check reads back objects created in this many days. */
@@ -64,6 +66,7 @@ export function paymentSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Pa
     jobMaxAttempts: positiveInt('REVIO_JOB_MAX_ATTEMPTS', env.REVIO_JOB_MAX_ATTEMPTS, 10),
     quickRetries: positiveInt('REVIO_QUICK_RETRIES', env.REVIO_QUICK_RETRIES, 3),
     retryBaseMs: positiveInt('REVIO_RETRY_BASE_MS', env.REVIO_RETRY_BASE_MS, 500, true),
+    inFlightGraceMs: positiveInt('REVIO_INFLIGHT_GRACE_MS', env.REVIO_INFLIGHT_GRACE_MS, 60_000, true),
     reconcileMinAgeSeconds: positiveInt('RECONCILIATION_MIN_AGE_SECONDS', env.RECONCILIATION_MIN_AGE_SECONDS, 600, true),
     reconcileLookbackDays: positiveInt('RECONCILIATION_LOOKBACK_DAYS', env.RECONCILIATION_LOOKBACK_DAYS, 3),
     webhookBodyLimitBytes: positiveInt('REVIO_WEBHOOK_BODY_LIMIT_BYTES', env.REVIO_WEBHOOK_BODY_LIMIT_BYTES, 256_000),

@@ -57,6 +57,8 @@ export const TEST_PAYMENTS: Partial<PaymentSettings> = {
   jobMaxAttempts: 2,
   quickRetries: 3,
   retryBaseMs: 20,
+  // Above the 1 s client timeout plus the sandbox latency tests inject, below the first job backoff (2.7 s).
+  inFlightGraceMs: 2_500,
   reconcileMinAgeSeconds: 0,
   // Credits available at once, as before clearing existed (tests/payments-lifecycle.test.ts sets its own).
   depositClearingSeconds: 0,

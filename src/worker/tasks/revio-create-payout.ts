@@ -7,13 +7,15 @@
 // Never two payouts for one withdrawal: before the create call we record that
 // one is being made; every later attempt (after a timeout, a 5xx, a crash)
 // first looks our reference up (findPayoutsByReference) and adopts what it
-// finds. If Revio cannot be asked (no lookup on this Revio), we do not create
-// again: the withdrawal is flagged for a person, its money still held.
+// finds; finding nothing counts only once the earlier call can no longer
+// land (assertNoCallInFlight). If Revio cannot be asked (no lookup on this
+// Revio), we do not create again: the withdrawal is flagged for a person, its
+// money still held.
 import type { Task } from 'graphile-worker';
 import { BankKeyError, decryptAccountNumber, type BankAccountKey } from '../../payments/bank-crypto.ts';
 import { asEventBody } from '../../payments/revio-events.ts';
 import { RevioError, type Payout, type RevioClient } from '../../revio/index.ts';
-import { applyRevioObject, exclusively, NeedsAttention, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
+import { applyRevioObject, assertNoCallInFlight, exclusively, mayLandLater, NeedsAttention, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
 
 interface WithdrawalRow {
   id: string;
@@ -40,6 +42,7 @@ export function revioCreatePayout(revio: RevioClient, bankAccountKey: BankAccoun
     if (!w || (w.status !== 'requested' && w.status !== 'submitted')) return; // settled already, or gone
     let payoutId = w.revio_payout_id;
     let requested = w.payout_requested_at !== null;
+    let calledAt = w.payout_requested_at;
 
     await runRevioJob(helpers, settings, {
       kind: 'withdrawal',
@@ -55,6 +58,7 @@ export function revioCreatePayout(revio: RevioClient, bankAccountKey: BankAccoun
       } else {
         if (requested) payout = await findExisting(revio, withdrawalId);
         if (!payout) {
+          assertNoCallInFlight(settings, 'payout', calledAt);
           await helpers.query('select app_private.mark_revio_requested($1, $2)', ['withdrawal', withdrawalId]);
           requested = true;
           payout = await revio.createPayout({
@@ -63,6 +67,9 @@ export function revioCreatePayout(revio: RevioClient, bankAccountKey: BankAccoun
             reference: withdrawalId,
             description: 'pgwallet withdrawal',
             client: { email: w.email, full_name: w.account_holder, country: 'ZA' },
+          }).catch((error: unknown) => {
+            if (mayLandLater(error)) calledAt = new Date();
+            throw error;
           });
         }
         payoutId = payout.id;

@@ -13,7 +13,7 @@
 import type { Task } from 'graphile-worker';
 import { asEventBody } from '../../payments/revio-events.ts';
 import { RevioError, type Purchase, type RevioClient } from '../../revio/index.ts';
-import { applyRevioObject, exclusively, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
+import { applyRevioObject, assertNoCallInFlight, exclusively, mayLandLater, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
 
 interface DepositRow {
   id: string;
@@ -33,6 +33,7 @@ export function revioCreatePurchase(revio: RevioClient, settings: RevioJobSettin
     const deposit = await load();
     if (!deposit || deposit.status !== 'pending' || deposit.revio_purchase_id) return; // done already, or gone
     let requested = deposit.purchase_requested_at !== null;
+    let calledAt = deposit.purchase_requested_at;
 
     await runRevioJob(helpers, settings, {
       kind: 'deposit',
@@ -44,6 +45,7 @@ export function revioCreatePurchase(revio: RevioClient, settings: RevioJobSettin
       let purchase: Purchase | undefined;
       if (requested) purchase = await findExisting(revio, depositId);
       if (!purchase) {
+        assertNoCallInFlight(settings, 'purchase', calledAt);
         await helpers.query('select app_private.mark_revio_requested($1, $2)', ['deposit', depositId]);
         requested = true;
         purchase = await revio.createPurchase({
@@ -53,6 +55,9 @@ export function revioCreatePurchase(revio: RevioClient, settings: RevioJobSettin
           client: { email: deposit.email, full_name: deposit.full_name },
           productName: 'pgwallet deposit',
           metadata: { deposit_id: depositId },
+        }).catch((error: unknown) => {
+          if (mayLandLater(error)) calledAt = new Date();
+          throw error;
         });
       }
       const outcome = await applyRevioObject(helpers, asEventBody(purchase));

@@ -16,6 +16,7 @@ import { RevioError } from '../../revio/index.ts';
 export interface RevioJobSettings {
   quickRetries: number;
   retryBaseMs: number;
+  inFlightGraceMs: number;
 }
 
 /** A failure that no retry can fix and that needs a person: flag, do not retry. */
@@ -79,6 +80,32 @@ export async function runRevioJob(
 
 async function flag(helpers: JobHelpers, handlers: RevioJobHandlers, reason: string): Promise<void> {
   await helpers.query('select app_private.flag_payment($1, $2, $3)', [handlers.kind, handlers.id, reason]);
+}
+
+/**
+ * Refuses to decide, yet, that a non-idempotent call made at `calledAt` never
+ * reached Revio. A call that got no answer (a timeout, a broken connection)
+ * may still be queued or running there, and a read made meanwhile — even one
+ * sent later — can be answered before it lands: the fault suite saw a refund
+ * read back unchanged 2 s after its timed-out call, refunded again, and Revio
+ * then held two refunds (docs/faults.md, finding 17). So a lookup that finds
+ * nothing counts only once REVIO_INFLIGHT_GRACE_MS have passed since the
+ * call; before that the attempt fails and the job looks again after its
+ * backoff. Within an attempt, `calledAt` is the last call that got no answer
+ * (an answered 5xx is over at Revio); across attempts, the first call's mark
+ * in the database, the conservative choice.
+ */
+export function assertNoCallInFlight(settings: RevioJobSettings, what: string, calledAt: Date | null): void {
+  if (!calledAt) return;
+  const waited = Date.now() - calledAt.getTime();
+  if (waited < settings.inFlightGraceMs) {
+    throw new Error(`the ${what} call made ${waited} ms ago may still land at Revio; looking again after ${settings.inFlightGraceMs} ms`);
+  }
+}
+
+/** A failure with no answer from Revio: the request may still land there later. */
+export function mayLandLater(error: unknown): boolean {
+  return error instanceof RevioError && (error.kind === 'timeout' || error.kind === 'network');
 }
 
 /** Applies an object Revio returned, as a webhook would be applied. */

@@ -10,12 +10,13 @@
 // purchase's refundable_amount (mark_refund_requested). A later attempt (after
 // a timeout, a 5xx, a crash) reads the purchase again first: if its
 // refundable amount has dropped by ours, the earlier call went through and
-// the purchase itself confirms the refund; only if it has not do we call
-// again. One refund per deposit is open at a time, so nothing else moves it.
+// the purchase itself confirms the refund; only if it has not, and the
+// earlier call can no longer land (assertNoCallInFlight), do we call again.
+// One refund per deposit is open at a time, so nothing else moves it.
 import type { Task } from 'graphile-worker';
 import { asEventBody } from '../../payments/revio-events.ts';
 import type { RevioClient } from '../../revio/index.ts';
-import { applyRevioObject, NeedsAttention, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
+import { applyRevioObject, assertNoCallInFlight, mayLandLater, NeedsAttention, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
 
 interface RefundRow {
   id: string;
@@ -33,6 +34,7 @@ export function revioRefundPurchase(revio: RevioClient, settings: RevioJobSettin
     const load = async () => (await helpers.query<RefundRow>('select * from app_private.refund_for_revio($1)', [refundId])).rows[0];
     let refund = await load();
     if (!refund || refund.status !== 'requested') return; // answered already, or gone
+    let calledAt = refund.refund_requested_at;
 
     await runRevioJob(helpers, settings, {
       kind: 'refund',
@@ -51,10 +53,14 @@ export function revioRefundPurchase(revio: RevioClient, settings: RevioJobSettin
         helpers.logger.info(`refund ${refundId}: found done at Revio (${purchase.status}) ${outcome}`);
         return;
       }
+      assertNoCallInFlight(settings, 'refund', calledAt);
       await helpers.query('select app_private.mark_refund_requested($1, $2)', [refundId, refundable.toString()]);
       refund = (await load())!;
       // A final refusal (400 purchase_refund_error) reaches onRefused, which fails the refund.
-      const answer = await revio.refundPurchase(refund.revio_purchase_id!, refund.amount);
+      const answer = await revio.refundPurchase(refund.revio_purchase_id!, refund.amount).catch((error: unknown) => {
+        if (mayLandLater(error)) calledAt = new Date();
+        throw error;
+      });
       const outcome = await applyRevioObject(helpers, asEventBody(answer));
       if (answer.type === 'purchase') await helpers.query('select app_private.mark_refund_submitted($1, $2)', [refundId, answer.status]);
       helpers.logger.info(`refund ${refundId}: Revio answered ${answer.type} (${String(answer.status ?? '')}) ${outcome}`);
