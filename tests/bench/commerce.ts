@@ -32,15 +32,15 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { graphileMigrate, migrate } from '../../src/db/migrate.ts';
 import { freshBenchDatabase, startBenchServer } from './harness.ts';
+import { connect, envNumber, percentile, round } from './stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const int = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
-const CLIENTS = int('BENCH_CLIENTS', 16);
-const SECONDS = int('BENCH_SECONDS', 5);
-const ROUNDS = int('BENCH_ROUNDS', 3);
-const WARMUP = int('BENCH_WARMUP_SECONDS', 1);
-const RACE_CLIENTS = int('BENCH_RACE_CLIENTS', 64);
-const RACE_UNITS = int('BENCH_RACE_UNITS', 100);
+const CLIENTS = envNumber('BENCH_CLIENTS', 16);
+const SECONDS = envNumber('BENCH_SECONDS', 5);
+const ROUNDS = envNumber('BENCH_ROUNDS', 3);
+const WARMUP = envNumber('BENCH_WARMUP_SECONDS', 1);
+const RACE_CLIENTS = envNumber('BENCH_RACE_CLIENTS', 64);
+const RACE_UNITS = envNumber('BENCH_RACE_UNITS', 100);
 const MERCHANTS = 50;
 const UNSHARDED = process.env.BENCH_UNSHARDED !== '0';
 const DATABASE = 'pgwallet_bench_commerce';
@@ -74,19 +74,10 @@ interface Buyer {
 }
 
 const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
-const percentile = (sorted: Float64Array, p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
-const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'pgwallet-bench-commerce' });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
 
 /** A connection signed in as the buyer, as the API's per-request settings would. */
 async function signedIn(url: string, buyer: Buyer): Promise<pg.Client> {
-  const client = await connect(url);
+  const client = await connect(url, 'pgwallet-bench-commerce');
   await client.query(`select set_config('request.jwt.claims.sub', $1, false), set_config('request.jwt.claims.sid', $2, false)`, [buyer.userId, buyer.sessionId]);
   return client;
 }
@@ -179,7 +170,7 @@ async function main() {
     rootDb.pathname = `/${DATABASE}`;
     await migrate(ownerUrl);
     await graphileMigrate(['watch', '--once'], { databaseUrl: ownerUrl });
-    const setup = await connect(ownerUrl);
+    const setup = await connect(ownerUrl, 'pgwallet-bench-commerce');
     const superuser = await connect(rootDb.toString());
     const loadBefore = loadavg()[0];
     console.log(`pgwallet commerce benchmark: ${server.kind}; ${CLIENTS} clients, ${ROUNDS} rounds of ${SECONDS} s per case (+${WARMUP} s warm-up each); setting up…`);

@@ -47,19 +47,19 @@ import { generatePrivateJwk, loadSigningKeys } from '../../src/auth/keys.ts';
 import { signAccessToken } from '../../src/auth/tokens.ts';
 import { graphileMigrate, migrate } from '../../src/db/migrate.ts';
 import { freshBenchDatabase, startApiProcess, startBenchServer } from './harness.ts';
+import { connect, envNumber, percentile, round } from './stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const int = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
-const CLIENTS = int('BENCH_CLIENTS', 16);
-const SECONDS = int('BENCH_SECONDS', 10);
-const ROUNDS = Math.max(1, int('BENCH_ROUNDS', 3));
-const WALLETS = int('BENCH_WALLETS', 50);
-const WARMUP = int('BENCH_WARMUP_SECONDS', 2);
-const SCALE = int('BENCH_SCALE', CLIENTS);
-const WEB_CONCURRENCY = int('BENCH_WEB_CONCURRENCY', 1);
+const CLIENTS = envNumber('BENCH_CLIENTS', 16);
+const SECONDS = envNumber('BENCH_SECONDS', 10);
+const ROUNDS = Math.max(1, envNumber('BENCH_ROUNDS', 3));
+const WALLETS = envNumber('BENCH_WALLETS', 50);
+const WARMUP = envNumber('BENCH_WARMUP_SECONDS', 2);
+const SCALE = envNumber('BENCH_SCALE', CLIENTS);
+const WEB_CONCURRENCY = envNumber('BENCH_WEB_CONCURRENCY', 1);
 const CASES = new Set((process.env.BENCH_CASES ?? 'a,b,c,d,ds,d0').split(','));
 const DATABASE = 'pgwallet_bench';
-const HISTORY = int('BENCH_HISTORY', 20_000);
+const HISTORY = envNumber('BENCH_HISTORY', 20_000);
 
 interface CaseResult {
   tps: number;
@@ -71,8 +71,6 @@ interface CaseResult {
 }
 
 const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
-const percentile = (sorted: Float64Array, p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
-const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -182,13 +180,6 @@ async function runNodeCase(name: string, op: () => Promise<void>): Promise<CaseR
   };
   console.log(`${result.tps} tx/s${failed ? ` (${failed} failed)` : ''}`);
   return result;
-}
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'pgwallet-bench' });
-  client.on('error', () => undefined); // the server going away at the end is not news
-  await client.connect();
-  return client;
 }
 
 interface Wallet {

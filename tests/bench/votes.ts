@@ -28,14 +28,14 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { graphileMigrate, migrate } from '../../src/db/migrate.ts';
 import { freshBenchDatabase, startBenchServer } from './harness.ts';
+import { connect, envNumber, percentile, round } from './stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const int = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
-const CLIENTS = int('BENCH_CLIENTS', 16);
-const SECONDS = int('BENCH_SECONDS', 10);
-const WARMUP = int('BENCH_WARMUP_SECONDS', 2);
-const VOTERS = int('BENCH_VOTERS', 200);
-const RACE = int('BENCH_RACE', 200);
+const CLIENTS = envNumber('BENCH_CLIENTS', 16);
+const SECONDS = envNumber('BENCH_SECONDS', 10);
+const WARMUP = envNumber('BENCH_WARMUP_SECONDS', 2);
+const VOTERS = envNumber('BENCH_VOTERS', 200);
+const RACE = envNumber('BENCH_RACE', 200);
 const RACE_CAP = 50;
 const CONTESTANTS = 20;
 const DATABASE = 'pgwallet_bench_votes';
@@ -50,16 +50,7 @@ interface CaseResult {
   errors: string[];
 }
 
-const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
-const percentile = (sorted: Float64Array, p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 const pick = <T>(items: T[]) => items[Math.floor(Math.random() * items.length)];
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => undefined); // the server stopping at the end; queries report their own errors
-  await client.connect();
-  return client;
-}
 
 /** CLIENTS connections each running `op` in a loop for WARMUP + SECONDS; counts what finished inside the measured window. */
 async function runCase(url: string, name: string, op: (client: pg.Client) => Promise<unknown>): Promise<CaseResult> {

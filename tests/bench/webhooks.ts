@@ -26,19 +26,17 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.ts';
 import { freshBenchDatabase, startApiProcess, startBenchServer } from './harness.ts';
+import { envNumber, percentile, round } from './stats.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,4,16,32,64').split(',').map(Number);
-const EVENTS = num('BENCH_EVENTS', 3000);
-const DUPLICATES = num('BENCH_DUPLICATES', 0.1);
-const USERS = num('BENCH_USERS', 200);
-const POOL = num('BENCH_POOL', 16);
+const EVENTS = envNumber('BENCH_EVENTS', 3000);
+const DUPLICATES = envNumber('BENCH_DUPLICATES', 0.1);
+const USERS = envNumber('BENCH_USERS', 200);
+const POOL = envNumber('BENCH_POOL', 16);
 const WARMUP_EVENTS = 500;
 const DATABASE = 'pgwallet_bench_webhooks';
 
-const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
-const percentile = (sorted: Float64Array, p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
 
 const startWebhookApi = (authUrl: string, publicKeyPem: string) =>
   startApiProcess(join(here, 'webhook-server.ts'), {
