@@ -1,25 +1,24 @@
 // Every task the worker runs, and the schedule of the periodic ones. Add new
 // tasks here (one file each under tasks/).
 import { parseCronItems, type ParsedCronItem, type TaskList } from 'graphile-worker';
+import { commerceExpireReservations } from '../../commerce/tasks.ts';
 import { emailSettingsFrom, type EmailSettings } from '../../email/config.ts';
 import { transportFor, type EmailTransport } from '../../email/transport.ts';
 import type { BankAccountKey } from '../../payments/bank-crypto.ts';
 import type { PaymentSettings } from '../../payments/config.ts';
 import type { RevioClient } from '../../revio/index.ts';
-import { commerceExpireReservations } from '../../commerce/tasks.ts';
+import { VOTING_CRON_ITEMS, votingCloseEvents, votingSnapshotLeaderboards } from '../../voting/tasks.ts';
 import { ledgerExpireHolds } from './ledger-expire-holds.ts';
 import { ledgerPurgeIdempotency } from './ledger-purge-idempotency.ts';
-import { revioCreatePayout } from './revio-create-payout.ts';
 import { paymentsReleaseCleared } from './payments-release-cleared.ts';
 import { revioCancelPurchase } from './revio-cancel-purchase.ts';
+import { revioCreatePayout } from './revio-create-payout.ts';
 import { revioCreatePurchase } from './revio-create-purchase.ts';
 import { revioPurgeDeliveries } from './revio-purge-deliveries.ts';
 import { revioReconcileDaily, revioReconcilePending } from './revio-reconcile.ts';
-import { sendEmail } from './send-email.ts';
-import { VOTING_CRON_ITEMS, votingCloseEvents, votingSnapshotLeaderboards } from '../../voting/tasks.ts';
 import { revioRefundPurchase } from './revio-refund-purchase.ts';
+import { sendEmail } from './send-email.ts';
 import { workerReleaseStaleLocks } from './worker-release-stale-locks.ts';
-
 /** What the Revio tasks need; without it they are not registered and their jobs wait. */
 export interface RevioTaskDeps {
   client: RevioClient;
