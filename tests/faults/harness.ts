@@ -14,6 +14,7 @@ import { graphileMigrate, migrate } from '../../src/db/migrate.ts';
 import { makeLogger } from '../../src/logger.ts';
 import { generateBankAccountKey } from '../../src/payments/bank-crypto.ts';
 import { createRevioClient, type RevioClient } from '../../src/revio/index.ts';
+import { readStateFile } from '../../src/revio-sandbox/store.ts';
 import { installWorkerSchema } from '../../src/worker/runner.ts';
 import { commerceLoad } from './commerce.ts';
 import { fuzz, type FuzzReport } from './fuzz.ts';
@@ -988,7 +989,8 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     check('no unbalanced entries', (await sql(`select * from audit.unbalanced_entries`)).map((r) => JSON.stringify(r)));
     check('no negative available balance', (await sql(`select id, balance::text, held::text from ledger.accounts where kind = 'user_wallet' and balance - held < 0`)).map((r) => `wallet ${r.id}: balance ${r.balance}, held ${r.held}`));
 
-    const state = JSON.parse(readFileSync(sandboxStateFile, 'utf8')) as { purchases: Record<string, any>; payouts: Record<string, any> };
+    // The snapshot and its journal, as the running sandbox has them (src/revio-sandbox/store.ts).
+    const state = readStateFile(sandboxStateFile) as unknown as { purchases: Record<string, any>; payouts: Record<string, any> };
     const deposits = await sql(`select d.id, d.status::text, d.amount::text, d.revio_purchase_id, d.credit_entry_id, d.needs_attention,
                                        (select count(*) from ledger.postings p where p.entry_id = d.credit_entry_id and p.account_id = d.wallet_id) as credits
                                   from app_public.deposits d`);
