@@ -64,8 +64,14 @@ export class Managed {
       const timer = setTimeout(() => reject(new Error(`${this.name} not ready within ${timeoutMs} ms: ${this.#stderrTail.slice(-2000)}`)), timeoutMs);
       const onData = (chunk: Buffer) => {
         this.#log.write(chunk);
-        seen = (seen + chunk.toString()).slice(-4000);
-        if (this.#readyPattern.test(seen)) {
+        // Test the whole chunk (plus a tail, for a line split across chunks)
+        // before trimming: PostgreSQL can log kilobytes of refused connections
+        // right after "ready to accept connections", in the same chunk, and
+        // trimming first lost the line (a 30-minute run waited 60 s for a
+        // server that had been up for 59).
+        const text = seen + chunk.toString();
+        seen = text.slice(-200);
+        if (this.#readyPattern.test(text)) {
           clearTimeout(timer);
           resolve();
         }
