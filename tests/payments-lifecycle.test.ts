@@ -199,6 +199,27 @@ describe('refundDeposit', () => {
     expect(stack.sandbox.purchase(purchaseId)?.refundable_amount).toBe(6_000);
     expect(await balance(stack, person.walletId)).toEqual({ balance: 6_000n, held: 0n });
   });
+  it('an attempt waits while another attempt at the same refund holds it (a paused worker whose job was re-run)', async () => {
+    const person = await signUp(stack, 'rf-twice');
+    const depositId = await fundByDeposit(stack, person, 10_000);
+    const purchaseId = await purchaseOf(depositId);
+    await stack.pauseWorker();
+    const refund = (await refundDeposit(stack, person, depositId, 3_000)).data.refundDeposit.result.rowId;
+    // The paused worker's session still holds the refund's lock (revio-job.ts, exclusively).
+    const paused = await stack.owner.connect();
+    try {
+      await paused.query('select pg_advisory_lock(hashtextextended($1, 0))', [`revio:refund:${refund}`]);
+      await stack.resumeWorker();
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(stack.sandbox.payments().filter((p) => p.related_to.id === purchaseId)).toHaveLength(0);
+      expect((await refundRow(stack, refund)).status).toBe('requested');
+    } finally {
+      await paused.query('select pg_advisory_unlock_all()');
+      paused.release();
+    }
+    await eventually(async () => (await refundRow(stack, refund)).status === 'succeeded', 15_000, 'refund succeeded');
+    expect(stack.sandbox.payments().filter((p) => p.related_to.id === purchaseId)).toHaveLength(1);
+  });
 });
 
 describe('chargebacks and Revio refunds after the credit', () => {

@@ -16,7 +16,7 @@
 import type { Task } from 'graphile-worker';
 import { asEventBody } from '../../payments/revio-events.ts';
 import type { RevioClient } from '../../revio/index.ts';
-import { applyRevioObject, assertNoCallInFlight, mayLandLater, NeedsAttention, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
+import { applyRevioObject, assertNoCallInFlight, exclusively, mayLandLater, NeedsAttention, refusalReason, runRevioJob, type RevioJobSettings } from './revio-job.ts';
 
 interface RefundRow {
   id: string;
@@ -29,7 +29,11 @@ interface RefundRow {
 }
 
 export function revioRefundPurchase(revio: RevioClient, settings: RevioJobSettings): Task {
-  return async (payload, helpers) => {
+  // One attempt at a time per refund, even when a paused worker's job was
+  // freed and re-run elsewhere (revio-job.ts, exclusively): in the 30-minute
+  // fault run a worker paused between its read-back and its refund call woke
+  // after another worker had refunded, and refunded again.
+  return (payload, helpers) => exclusively(helpers, `revio:refund:${(payload as { refund_id: string }).refund_id}`, async () => {
     const refundId = (payload as { refund_id: string }).refund_id;
     const load = async () => (await helpers.query<RefundRow>('select * from app_private.refund_for_revio($1)', [refundId])).rows[0];
     let refund = await load();
@@ -65,5 +69,5 @@ export function revioRefundPurchase(revio: RevioClient, settings: RevioJobSettin
       if (answer.type === 'purchase') await helpers.query('select app_private.mark_refund_submitted($1, $2)', [refundId, answer.status]);
       helpers.logger.info(`refund ${refundId}: Revio answered ${answer.type} (${String(answer.status ?? '')}) ${outcome}`);
     });
-  };
+  });
 }
