@@ -25,6 +25,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.ts';
+import { makeLogger } from '../../src/logger.ts';
+import { installWorkerSchema } from '../../src/worker/runner.ts';
 import { freshBenchDatabase, startApiProcess, startBenchServer } from './harness.ts';
 import { envNumber, percentile, round } from './stats.ts';
 
@@ -106,6 +108,8 @@ async function main() {
   try {
     const { ownerUrl, authUrl } = await freshBenchDatabase(server.rootUrl, DATABASE);
     await migrate(ownerUrl);
+    // graphile-worker's schema, as the product has it: a credit queues its clearing-release job.
+    await installWorkerSchema(ownerUrl, makeLogger('silent'));
 
     const db = new pg.Client({ connectionString: ownerUrl });
     db.on('error', () => undefined); // the server going away at the end is not news
