@@ -128,8 +128,9 @@ async function runCase(name: string, superuser: pg.Client, makeOp: (i: number) =
 /** Users straight in SQL (no password hashing), each with a live session and a funded ZAR wallet. */
 async function createBuyers(db: pg.Client, n: number, label: string, funds: number): Promise<Buyer[]> {
   const { rows } = await db.query(
-    `with u as (insert into app_public.users (email, full_name)
-                select format('%s-%s-%s@bench.example', $1::text, g, substr(md5(random()::text), 1, 6)), 'Bench ' || g from generate_series(1, $2::int) g
+    // Verified addresses: transfers go only to those (RECIPIENT_UNVERIFIED otherwise).
+    `with u as (insert into app_public.users (email, full_name, email_verified_at)
+                select format('%s-%s-%s@bench.example', $1::text, g, substr(md5(random()::text), 1, 6)), 'Bench ' || g, now() from generate_series(1, $2::int) g
                 returning id, email),
           s as (insert into app_private.sessions (user_id) select id from u returning id, user_id)
      select u.id as user_id, u.email, s.id as session_id, ledger.open_wallet(u.id, 'ZAR') as wallet_id
