@@ -104,8 +104,9 @@ async function setUp(db: pg.Client) {
   // Two statements: the wallets are opened by the users' insert trigger, which
   // a data-modifying CTE's outer query would not see.
   await db.query(
-    `insert into app_public.users (email, full_name)
-     select 'voter-' || i || '@bench.example', 'Voter ' || i from generate_series(1, $1::int) i`,
+    // Verified addresses: the transfer reference case sends only to those (RECIPIENT_UNVERIFIED otherwise).
+    `insert into app_public.users (email, full_name, email_verified_at)
+     select 'voter-' || i || '@bench.example', 'Voter ' || i, now() from generate_series(1, $1::int) i`,
     [VOTERS + 1],
   );
   const { rows: voters } = await db.query<Voter>(
