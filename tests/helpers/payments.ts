@@ -73,6 +73,18 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
   const bankAccountKey = parseBankAccountKey(generateBankAccountKey());
   const authPool = makePool(db.authUrl, 'test-api', logger, 20, paymentPgSettings(payments));
   const tokens = { keys: await loadSigningKeys(await generatePrivateJwk()), issuer: 'pgwallet', audience: 'pgwallet-api', ttlSeconds: 900 };
+  // Fetched before the first delivery, as a running API has it: on a loaded CI
+  // machine the first fetch could miss the 1 s client timeout, and that
+  // delivery got 503 WEBHOOK_KEY_UNAVAILABLE instead of what the test asserts.
+  const webhookKey = publicKeySource(revio);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await webhookKey.get();
+      break;
+    } catch (error) {
+      if (attempt >= 10) throw error;
+    }
+  }
   const api = await startApi({
     host: '127.0.0.1',
     port: 0,
@@ -82,7 +94,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
     development: false,
     bodyLimitBytes: 100_000,
     payments: { bankAccountKey, pgSettings: paymentPgSettings(payments) },
-    revioWebhook: { publicKey: publicKeySource(revio), bodyLimitBytes: payments.webhookBodyLimitBytes },
+    revioWebhook: { publicKey: webhookKey, bodyLimitBytes: payments.webhookBodyLimitBytes },
     metrics: options.metrics,
     ledgerCheckIntervalSeconds: options.ledgerCheckIntervalSeconds,
   });
