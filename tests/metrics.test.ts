@@ -37,10 +37,14 @@ describe('/metrics after a deposit', () => {
     // A forged delivery: recorded as bad_signature.
     expect((await postWebhook(stack, { event_type: 'purchase.paid', id: 'forged' }, 'garbage')).status).toBe(401);
 
+    // The job's counter moves when the job returns, just after the deposit row
+    // changed inside it: wait for both, not only for the row.
     const after = await eventually(async () => {
       const s = await scrape();
-      return v(s, 'pgwallet_deposits', { status: 'paid' }) >= 1 ? s : undefined;
-    }, 10_000, 'paid deposit in the gauges');
+      const jobsDone = v(s, 'pgwallet_jobs_total', { task: 'revio.create_purchase', outcome: 'success' })
+        - v(before, 'pgwallet_jobs_total', { task: 'revio.create_purchase', outcome: 'success' });
+      return v(s, 'pgwallet_deposits', { status: 'paid' }) >= 1 && jobsDone >= 2 ? s : undefined;
+    }, 10_000, 'paid deposit in the gauges, both create_purchase jobs counted');
 
     const moved = (name: string, labels: Record<string, string>) => v(after, name, labels) - v(before, name, labels);
     expect(moved('pgwallet_graphql_operations_total', { operation: 'createDeposit', type: 'mutation', outcome: 'success' })).toBe(2);
