@@ -90,8 +90,8 @@ export function withTrailingRepeat<T>(source: AsyncIterator<T>, delayMs: number,
  * @dataplan/pg's PgSubscriber.subscribe() returns before its LISTEN reaches
  * PostgreSQL (it queues the LISTEN on an internal promise chain, `_chain`),
  * while grafast sends the initial event at once: a vote committed in between
- * was announced to nobody, and the client kept standings that never moved
- * (seen under CI load). Waiting on that chain means the first event, and so
+ * would be announced to nobody, and the client would keep standings that
+ * never moved. Waiting on that chain means the first event, and so
  * everything the client reads, comes after LISTEN is live.
  */
 async function listening(subscriber: GrafastSubscriber): Promise<void> {
