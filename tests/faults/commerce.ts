@@ -47,7 +47,8 @@ export interface CommerceContext {
   sql: <T = any>(text: string, params?: unknown[], attempts?: number) => Promise<T[]>;
   count: (kind: string, outcome: string) => void;
   violation: (message: string) => void;
-  password: string;
+  /** The harness's sign-up (register, or sign in after a lost answer). */
+  register: (email: string, fullName: string) => Promise<{ token: string; userId: string }>;
 }
 
 interface Product {
@@ -79,15 +80,7 @@ export function commerceLoad(ctx: CommerceContext) {
     // As a DBA would: short reservations for this database (docs/commerce.md, Settings).
     await ctx.sql(`update app_private.commerce_settings set value = $1 where name = 'reservation_seconds'`, [RESERVATION_SECONDS]);
     for (let m = 0; m < 2; m++) {
-      const email = `fault-${ctx.seed}-merchant-${m}@example.com`;
-      let registered = await ctx.graphqlSure('mutation($i: RegisterInput!) { register(input: $i) { accessToken user { rowId } } }', { i: { email, password: ctx.password, fullName: `Merchant ${m}` } });
-      if (registered.errors?.[0]?.extensions?.code === 'EMAIL_TAKEN') {
-        const login = await ctx.graphqlSure('mutation($i: LoginInput!) { login(input: $i) { accessToken } }', { i: { email, password: ctx.password } });
-        const me = await ctx.graphqlSure('{ currentUser { rowId } }', {}, login.data?.login?.accessToken);
-        registered = { status: 200, data: { register: { accessToken: login.data?.login?.accessToken, user: me.data?.currentUser } } };
-      }
-      const token = registered.data?.register?.accessToken as string;
-      if (!token) throw new Error(`register ${email}: ${JSON.stringify(registered.errors)}`);
+      const { token } = await ctx.register(`fault-${ctx.seed}-merchant-${m}@example.com`, `Merchant ${m}`);
       const became = await ctx.graphqlSure('mutation($n: String!) { becomeMerchant(input: { displayName: $n }) { result { rowId } } }', { n: `Fault shop ${m}` }, token);
       const merchantId = became.data?.becomeMerchant?.result?.rowId as string;
       if (!merchantId) throw new Error(`becomeMerchant: ${JSON.stringify(became.errors)}`);

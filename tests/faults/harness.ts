@@ -385,10 +385,9 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
     // verification arrives with a later one.
     const verification = (await sql(`select 1 from information_schema.columns
       where table_schema = 'app_public' and table_name = 'users' and column_name = 'email_verified_at'`)).length > 0;
-    progress(`creating ${options.users} users`);
-    await eachLimited(Array.from({ length: options.users }, (_, i) => i), 16, async (i) => {
-      const email = `fault-${options.seed}-${i}@example.com`;
-      let registered = await graphqlSure('mutation($i: RegisterInput!) { register(input: $i) { accessToken user { rowId } } }', { i: { email, password: PASSWORD, fullName: `Fault ${i}` } });
+    /** Registers (or, after a lost answer had registered us already, signs in); the token and user id. */
+    const register = async (email: string, fullName: string): Promise<{ token: string; userId: string }> => {
+      let registered = await graphqlSure('mutation($i: RegisterInput!) { register(input: $i) { accessToken user { rowId } } }', { i: { email, password: PASSWORD, fullName } });
       if (registered.errors?.[0]?.extensions?.code === 'EMAIL_TAKEN') {
         // A retry after a lost answer: the first attempt registered us. Sign in instead.
         const login = await graphqlSure('mutation($i: LoginInput!) { login(input: $i) { accessToken } }', { i: { email, password: PASSWORD } });
@@ -396,9 +395,15 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
         registered = { status: 200, data: { register: { accessToken: login.data?.login?.accessToken, user: me.data?.currentUser } } };
       }
       if (!registered.data?.register?.user) throw new Error(`register ${email}: ${JSON.stringify(registered.errors)}`);
-      const token = registered.data.register.accessToken as string;
+      return { token: registered.data.register.accessToken as string, userId: registered.data.register.user.rowId as string };
+    };
+
+    progress(`creating ${options.users} users`);
+    await eachLimited(Array.from({ length: options.users }, (_, i) => i), 16, async (i) => {
+      const email = `fault-${options.seed}-${i}@example.com`;
+      const { token, userId } = await register(email, `Fault ${i}`);
       // Verified, as the emailed link would make it: these users receive transfers and withdraw.
-      if (verification) await sql('update app_public.users set email_verified_at = now() where id = $1', [registered.data.register.user.rowId]);
+      if (verification) await sql('update app_public.users set email_verified_at = now() where id = $1', [userId]);
       const wallets = await graphqlSure('{ allWallets { nodes { rowId currency } } }', {}, token);
       const walletId = wallets.data.allWallets.nodes.find((w: { currency: string }) => w.currency === 'ZAR').rowId as string;
       const bank = async (accountNumber: string) => {
@@ -408,7 +413,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
         if (!added.data?.addBankAccount) throw new Error(`addBankAccount: ${JSON.stringify(added.errors)}`);
         return added.data.addBankAccount.result.rowId as string;
       };
-      users[i] = { index: i, email, token, userId: registered.data.register.user.rowId, walletId, goodBank: await bank(GOOD_ACCOUNT), failingBank: await bank(FAILING_ACCOUNT), estimate: 0 };
+      users[i] = { index: i, email, token, userId, walletId, goodBank: await bank(GOOD_ACCOUNT), failingBank: await bank(FAILING_ACCOUNT), estimate: 0 };
     });
     progress('funding every user with a first deposit');
     await eachLimited(users, 16, async (user) => {
@@ -433,7 +438,7 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       stats.count('deposit', 'paid (setup)');
     });
 
-    const commerce = commerceLoad({ seed: options.seed, users, graphql, graphqlSure, sql, count: (kind, outcome) => stats.count(kind, outcome), violation, password: PASSWORD });
+    const commerce = commerceLoad({ seed: options.seed, users, graphql, graphqlSure, sql, count: (kind, outcome) => stats.count(kind, outcome), violation, register });
     progress('merchants and products');
     await commerce.setup();
 
