@@ -11,6 +11,7 @@ import { startApi, type Api } from '../src/http/app.ts';
 import { makeLogger } from '../src/logger.ts';
 import { PASSWORD, testTokenSettings, uniqueEmail } from './helpers/api.ts';
 import { fund, ownerPool, walletOf } from './helpers/ledger.ts';
+import { roomInWindow } from './helpers/rate-window.ts';
 
 const WINDOW = 4;
 const LIMITS: ApiLimits = {
@@ -46,12 +47,6 @@ async function post(body: unknown, options: { ip?: string; token?: string; conte
   return { status: response.status, headers: response.headers, body: (await response.json()) as any };
 }
 
-/** Waits until at least `needSeconds` remain in the current window, so a burst is counted in one window. */
-async function freshWindow(needSeconds = 3) {
-  const left = WINDOW - ((Date.now() / 1000) % WINDOW);
-  if (left < needSeconds) await new Promise((resolve) => setTimeout(resolve, left * 1000 + 50));
-}
-
 async function register(ip = uniqueIp()) {
   const email = uniqueEmail('abuse');
   const result = await post({ query: `mutation($i: RegisterInput!) { register(input: $i) { accessToken user { rowId } } }`, variables: { i: { email, password: PASSWORD, fullName: 'Abuse Test' } } }, { ip });
@@ -77,7 +72,7 @@ afterAll(async () => {
 describe('rate limits', () => {
   it('per address: over the limit is 429 with Retry-After and RATE_LIMITED, and it recovers', async () => {
     const ip = uniqueIp();
-    await freshWindow();
+    await roomInWindow(WINDOW, 3);
     for (let i = 0; i < LIMITS.rate.perIp; i++) expect((await post({ query: '{ __typename }' }, { ip })).status).toBe(200);
     const limited = await post({ query: '{ __typename }' }, { ip });
     expect(limited.status).toBe(429);
@@ -93,7 +88,7 @@ describe('rate limits', () => {
 
   it('sign-in is stricter: login, register and refreshSession count against the auth limit', async () => {
     const ip = uniqueIp();
-    await freshWindow();
+    await roomInWindow(WINDOW, 3);
     const login = () => post({ query: `mutation { login(input: { email: "nobody@example.com", password: "wrong password" }) { accessToken } }` }, { ip });
     expect((await login()).status).toBe(200);
     expect((await login()).status).toBe(200);
@@ -110,7 +105,7 @@ describe('rate limits', () => {
     const person = await register();
     const walletId = await walletOf(owner, person.userId);
     await fund(owner, walletId, 10_000);
-    await freshWindow();
+    await roomInWindow(WINDOW, 3);
     const transfer = (key: string) =>
       post(
         { query: `mutation($i: TransferInput!) { transfer(input: $i) { result { rowId } } }`, variables: { i: { fromWalletId: walletId, toEmail: 'nobody@example.com', amount: '1', idempotencyKey: key } } },

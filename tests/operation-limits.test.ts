@@ -14,6 +14,7 @@ import { clientKey, countFields, MONEY_FIELDS, SIGN_IN_FIELDS, verifyExecution }
 import { makeLogger } from '../src/logger.ts';
 import { PASSWORD, testTokenSettings, uniqueEmail } from './helpers/api.ts';
 import { accountState, createUser, fund, ownerPool, walletOf } from './helpers/ledger.ts';
+import { roomInWindow } from './helpers/rate-window.ts';
 
 const LIMITS: ApiLimits = {
   rate: { windowSeconds: 60, perIp: 1000, perUser: 1000, authPerIp: 3, moneyPerUser: 7 },
@@ -116,6 +117,7 @@ describe('at most one sign-in field per request', () => {
   });
 
   it('counts the comma and block-string tricks that slipped past the old regex', async () => {
+    await roomInWindow(LIMITS.rate.windowSeconds, 10);
     const ip = uniqueIp();
     const email = uniqueEmail('comma');
     // GraphQL commas are whitespace: `login,(input: …)` is a login.
@@ -144,6 +146,7 @@ describe('at most one sign-in field per request', () => {
 
 describe('money mutations per request', () => {
   it('refuses more than GRAPHQL_MAX_MONEY_FIELDS with 400 and moves nothing; each field counts against the money limit', async () => {
+    await roomInWindow(LIMITS.rate.windowSeconds, 10);
     const sender = await register();
     const walletId = await walletOf(owner, sender.userId);
     await fund(owner, walletId, 10_000);
@@ -171,6 +174,7 @@ describe('money mutations per request', () => {
 
 describe('IPv6 clients', () => {
   it('share one sign-in bucket per /64, whatever address in it they use', async () => {
+    await roomInWindow(LIMITS.rate.windowSeconds, 10);
     const prefix = `2001:db8:${(process.pid % 0xffff).toString(16)}:${(Date.now() % 0xffff).toString(16)}`;
     const email = uniqueEmail('ipv6');
     const login = (ip: string) => post({ query: `mutation { login${loginArgs(email)} { accessToken } }` }, { ip });
