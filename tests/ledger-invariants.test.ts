@@ -105,6 +105,25 @@ const attacks: [string, () => string, string][] = [
            insert into ledger.postings (entry_id, account_id, currency, amount) select e.id, '${f.a}', 'USD', 1 from e`,
     'PW104',
   ],
+  [
+    'an entry written by hand cannot claim it was proved balanced',
+    () => `with e as (insert into ledger.entries (kind, balanced_at_write) values ('adjustment', true) returning id)
+           insert into ledger.postings (entry_id, account_id, amount) select e.id, '${f.b}', 1000000 from e`,
+    'PW120',
+  ],
+  [
+    'postings cannot be added to an entry post_entry wrote, even in its own transaction',
+    () => `select ledger.post_entry('adjustment', array[row('${f.a}', -1), row('${f.b}', 1)]::ledger.leg[]);
+           insert into ledger.postings (entry_id, account_id, amount)
+           select e.id, '${f.b}', 1000000 from ledger.entries e where e.txid = pg_current_xact_id()`,
+    'PW121',
+  ],
+  [
+    'a balance cannot be written in the transaction of a posting',
+    () => `select ledger.post_entry('adjustment', array[row('${f.a}', -1), row('${f.b}', 1)]::ledger.leg[]);
+           update ledger.accounts set balance = balance + 1000000, version = version + 1 where id = '${f.a}'`,
+    'PW122',
+  ],
   ['postings cannot be added to a committed entry', () => `insert into ledger.postings (entry_id, account_id, amount) values ('${f.entry}', '${f.b}', 5)`, 'PW121'],
   [
     'a wallet cannot be overdrawn, even by a balanced entry',
@@ -169,9 +188,19 @@ describe('after every attack', () => {
       for (const view of ['trial_balance', 'system_balances', 'account_statement', 'balance_drift', 'unbalanced_entries', 'open_holds', 'expired_holds', 'movements']) {
         await root.query(`select * from audit.${view} limit 1`);
       }
-      // Every guard trigger is in place and enabled: 19 on the ledger, 2 on the admin log.
-      const guards = await root.query(`select count(*)::int as n, bool_and(enabled) as enabled from audit.ledger_guards`);
-      expect(guards.rows[0]).toEqual({ n: 21, enabled: true });
+      // Every guard trigger is in place and enabled: 17 on the ledger, 1 opening wallets, 2 on the admin log.
+      // (Until migration 000016 postings also had _200_apply; post_entry now moves the balances itself.)
+      const guards = await root.query(`select table_name || ' ' || trigger_name as t, enabled from audit.ledger_guards order by 1`);
+      expect(guards.rows.every((g) => g.enabled)).toBe(true);
+      expect(guards.rows.map((g) => g.t)).toEqual([
+        'app_private.admin_actions _000_append_only', 'app_private.admin_actions _000_append_only_truncate',
+        'app_public.users _500_open_default_wallet',
+        'ledger.accounts _000_no_delete', 'ledger.accounts _000_no_truncate', 'ledger.accounts _100_guard', 'ledger.accounts _100_start_empty',
+        'ledger.entries _000_append_only', 'ledger.entries _000_append_only_truncate', 'ledger.entries _100_stamp', 'ledger.entries _900_balanced',
+        'ledger.holds _000_no_delete', 'ledger.holds _000_no_truncate', 'ledger.holds _100_placed', 'ledger.holds _100_transition',
+        'ledger.holds _200_apply', 'ledger.holds _900_capture_backed',
+        'ledger.postings _000_append_only', 'ledger.postings _000_append_only_truncate', 'ledger.postings _100_sequence',
+      ]);
       await root.query(`select * from audit.largest_movements(now() - interval '1 day', now() + interval '1 day', 5)`);
       await root.query('commit');
     } finally {

@@ -40,15 +40,21 @@ create or replace trigger _000_no_truncate before truncate on ledger.holds
   for each statement execute function ledger.tg_append_only();
 
 -- New entries are stamped with the writing transaction and the real time,
--- whatever the writer supplied.
+-- whatever the writer supplied. Only post_entry may say that it proved the
+-- entry balanced while writing it (balanced_at_write): it does so with its
+-- proof set, and writes the stamps itself.
 create or replace function ledger.tg_entries_before_insert()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
+  if new.id::text = current_setting('ledger.posting_entry', true) then
+    return new;
+  end if;
   new.txid := pg_current_xact_id();
   new.created_at := now();
+  new.balanced_at_write := false;
   return new;
 end;
 $$;
@@ -59,6 +65,8 @@ create or replace trigger _100_stamp before insert on ledger.entries
 -- postings and sum to zero in each currency. Deferred so that the entry can
 -- be written before its postings; postings cannot be added to it later
 -- (tg_postings_before_insert checks txid), so checking once is enough.
+-- Entries post_entry proved balanced while writing them are not queued:
+-- the posting trigger refuses postings added to them afterwards.
 create or replace function ledger.tg_entries_check_balanced()
 returns trigger
 language plpgsql
@@ -84,7 +92,9 @@ $$;
 drop trigger if exists _900_balanced on ledger.entries;
 create constraint trigger _900_balanced after insert on ledger.entries
   deferrable initially deferred
-  for each row execute function ledger.tg_entries_check_balanced();
+  for each row
+  when (not new.balanced_at_write)
+  execute function ledger.tg_entries_check_balanced();
 
 -- Accounts: identity never changes; balance and version change only together
 -- with the posting that explains them, and held only together with the holds
@@ -108,7 +118,23 @@ $$;
 create or replace trigger _100_start_empty before insert on ledger.accounts
   for each row execute function ledger.tg_accounts_before_insert();
 
-create or replace function ledger.tg_accounts_before_update()
+-- Every posting updates an account, so the guard costs a few comparisons
+-- when nothing is wrong: no query unless held changes. (Not WHEN conditions:
+-- PostgreSQL parses and compiles a trigger's WHEN, like each CHECK, once per
+-- statement, while a PL/pgSQL function is compiled once per session; most
+-- updates here are one-row statements, so the function is the cheaper guard.)
+--
+-- A balance moves only as a posting moves it: by one version, and written by
+-- post_entry while its proof (ledger.posting_entry, post_entry.sql) is set,
+-- or from inside another trigger (pg_trigger_depth() > 1): the posting
+-- trigger, the one trigger that updates balances. Why trust them instead of
+-- looking the posting up: the posting is written after the account (its
+-- sequence comes from the account), so there is nothing to look up yet, and
+-- the lookup was a third of a posting's cost. Getting past this takes
+-- setting the proof by hand or creating a trigger: deliberate, like
+-- disabling a trigger (docs/runbook-ledger.md); audit.balance_drift would
+-- still show it.
+create or replace function ledger.tg_accounts_guard()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -119,28 +145,19 @@ begin
     raise exception 'An account''s identity (id, kind, owner, currency, shard, sign, creation time) cannot change'
       using errcode = 'PW121'; -- LEDGER_IMMUTABLE
   end if;
-
-  -- Only the posting trigger moves a balance, one posting at a time: the
-  -- posting with the new sequence number must exist and explain the change.
-  if new.balance <> old.balance or new.version <> old.version then
-    if new.version <> old.version + 1 or not exists (
-         select from ledger.postings p
-          where p.account_id = new.id and p.sequence = new.version
-            and p.balance_after = new.balance and p.amount = new.balance - old.balance) then
-      raise exception 'The balance of account % can change only by posting an entry', new.id
-        using errcode = 'PW122'; -- BALANCE_DIRECT_WRITE
-    end if;
+  if (new.balance <> old.balance or new.version <> old.version)
+     and (new.version <> old.version + 1
+          or (pg_trigger_depth() = 1 and coalesce(current_setting('ledger.posting_entry', true), '') = '')) then
+    raise exception 'The balance of account % can change only by posting an entry', new.id
+      using errcode = 'PW122'; -- BALANCE_DIRECT_WRITE
   end if;
-
   -- Held always equals the sum of the account's open holds (few per account).
-  if new.held <> old.held then
-    if new.held <> (select coalesce(sum(h.amount), 0) from ledger.holds h
-                     where h.account_id = new.id and h.status = 'placed') then
-      raise exception 'The held amount of account % can change only by placing or closing a hold', new.id
-        using errcode = 'PW122'; -- BALANCE_DIRECT_WRITE
-    end if;
+  if new.held <> old.held
+     and new.held <> (select coalesce(sum(h.amount), 0) from ledger.holds h
+                       where h.account_id = new.id and h.status = 'placed') then
+    raise exception 'The held amount of account % can change only by placing or closing a hold', new.id
+      using errcode = 'PW122'; -- BALANCE_DIRECT_WRITE
   end if;
-
   -- Also a CHECK constraint; raised here first to give the caller a clear code.
   if not new.allow_negative and new.balance - new.held < 0 then
     raise exception 'Insufficient funds: the available balance of wallet % would be %', new.id, new.balance - new.held
@@ -150,7 +167,11 @@ begin
 end;
 $$;
 create or replace trigger _100_guard before update on ledger.accounts
-  for each row execute function ledger.tg_accounts_before_update();
+  for each row execute function ledger.tg_accounts_guard();
+
+-- Until migration 000016 the guard (this function's predecessor) looked the
+-- posting up on every balance change.
+drop function if exists ledger.tg_accounts_before_update();
 
 -- Nothing but the functions' owner touches the ledger directly: the API and
 -- the worker go through SECURITY DEFINER functions, auditors through views.
@@ -160,4 +181,4 @@ revoke all on function ledger.tg_append_only() from public;
 revoke all on function ledger.tg_entries_before_insert() from public;
 revoke all on function ledger.tg_entries_check_balanced() from public;
 revoke all on function ledger.tg_accounts_before_insert() from public;
-revoke all on function ledger.tg_accounts_before_update() from public;
+revoke all on function ledger.tg_accounts_guard() from public;

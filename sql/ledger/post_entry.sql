@@ -1,7 +1,20 @@
 -- The one way money moves: an entry with two or more legs, written at once.
--- The triggers do the bookkeeping (sequence, balance_after, stored balance)
--- and refuse anything wrong; this function adds the lock order and the early,
--- clear errors, in two statements (lock and check; entry and postings).
+--
+-- The cost of a posting is the product's cost, so this function does the
+-- bookkeeping itself, once per entry, in three statements: lock and check,
+-- write (accounts, entry, postings), and withdraw the proof. Writers that do
+-- not go through here (the owner typing SQL) get the same bookkeeping and
+-- checks, one row at a time, from the posting trigger (posting_triggers.sql).
+--
+-- The proof: while it writes, this function sets the transaction-local
+-- setting ledger.posting_entry to the entry's id. The guards trust the rows
+-- of that entry: the entry and posting triggers skip them, the entry is
+-- marked balanced_at_write (so the deferred balance check skips it, and no
+-- posting can be added to it later), and the accounts guard lets their
+-- balances move. Setting it by hand is
+-- a deliberate bypass of the ledger, like disabling a trigger: API roles
+-- cannot write the ledger's tables at all, and the owner's hand-written SQL
+-- without it gets every check (docs/runbook-ledger.md).
 
 create or replace function ledger.post_entry(
   p_kind ledger.entry_kind,
@@ -16,6 +29,7 @@ returns uuid
 language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_entry_id uuid := coalesce(p_entry_id, uuidv7());
@@ -23,19 +37,19 @@ declare
   v_bad_leg boolean;
   v_found bigint;
   v_unbalanced bigint;
+  v_frozen_debit uuid;
 begin
   -- One statement merges the legs (one per account: a posting's sequence
-  -- comes from its account row, so two postings to one account in one INSERT
-  -- would collide), locks every account in id order, and sums the legs per
-  -- currency for an early, clear error (the deferred trigger on entries checks
-  -- again at commit). All writers lock accounts in id order (holds too), so
-  -- two entries touching the same accounts queue instead of deadlocking.
+  -- comes from its account row), locks every account in id order, and checks
+  -- the entry: amounts, accounts, per-currency sums, frozen debits. All
+  -- writers lock accounts in id order (holds too), so two entries touching
+  -- the same accounts queue instead of deadlocking.
   with merged as (
     select l.account_id, sum(l.amount)::bigint as amount,
            bool_or(l.account_id is null or l.amount is null or l.amount = 0) as bad
       from unnest(p_legs) l group by l.account_id
   ), locked as (
-    select a.id, a.currency from ledger.accounts a
+    select a.id, a.currency, a.frozen from ledger.accounts a
      where a.id = any (array(select m.account_id from merged m where m.amount <> 0 and not m.bad))
      order by a.id
        for update
@@ -47,8 +61,9 @@ begin
   select (select coalesce(array_agg(row(m.account_id, m.amount)::ledger.leg order by m.account_id) filter (where m.amount <> 0), '{}') from merged m),
          (select coalesce(bool_or(m.bad), false) from merged m),
          (select coalesce(sum(g.legs), 0) from per_currency g),
-         (select count(*) filter (where g.total <> 0) from per_currency g)
-    into v_legs, v_bad_leg, v_found, v_unbalanced;
+         (select count(*) filter (where g.total <> 0) from per_currency g),
+         (select min(k.id::text)::uuid from locked k join merged m on m.account_id = k.id where k.frozen and m.amount < 0)
+    into v_legs, v_bad_leg, v_found, v_unbalanced, v_frozen_debit;
 
   if v_bad_leg then
     raise exception 'Every leg needs an account and a non-zero amount' using errcode = 'PW103'; -- AMOUNT_INVALID
@@ -60,17 +75,28 @@ begin
     raise exception 'An entry needs at least two accounts and must sum to zero in each currency'
       using errcode = 'PW120'; -- ENTRY_UNBALANCED
   end if;
+  if v_frozen_debit is not null then
+    raise exception 'Wallet % is frozen and cannot be debited', v_frozen_debit using errcode = 'PW102'; -- WALLET_FROZEN
+  end if;
 
-  -- The entry and its postings in one statement. The posting trigger stamps
-  -- sequence and balance_after from the (already locked) account rows; one
-  -- statement-level trigger then brings all the accounts up to date at once.
-  with e as (
-    insert into ledger.entries (id, kind, memo, metadata, idempotency_ref, reverses_entry_id)
-    values (v_entry_id, p_kind, p_memo, coalesce(p_metadata, '{}'), p_idempotency_ref, p_reverses_entry_id)
+  -- Write: every account moves in one UPDATE (its guards refuse an
+  -- overdraft), and the postings take their sequence, balance_after and
+  -- currency from what it returns. The proof is set only around this.
+  perform set_config('ledger.posting_entry', v_entry_id::text, true);
+  with moved as (
+    update ledger.accounts a
+       set balance = a.balance + l.amount, version = a.version + 1
+      from unnest(v_legs) l
+     where a.id = l.account_id
+    returning a.id, a.currency, a.balance, a.version, l.amount
+  ), e as (
+    insert into ledger.entries (id, kind, memo, metadata, idempotency_ref, reverses_entry_id, balanced_at_write)
+    values (v_entry_id, p_kind, p_memo, coalesce(p_metadata, '{}'), p_idempotency_ref, p_reverses_entry_id, true)
     returning id
   )
-  insert into ledger.postings (entry_id, account_id, amount)
-  select e.id, l.account_id, l.amount from e, unnest(v_legs) l order by l.account_id;
+  insert into ledger.postings (entry_id, account_id, currency, amount, balance_after, sequence)
+  select e.id, m.id, m.currency, m.amount, m.balance, m.version from e, moved m;
+  perform set_config('ledger.posting_entry', '', true);
 
   return v_entry_id;
 end;

@@ -57,7 +57,7 @@ async function prepare(database: string, ownerUrl: string) {
   const wallets: { userId: string; walletId: string; email: string }[] = [];
   for (let i = 0; i < WALLETS; i++) {
     const email = `profile-${i}-${randomUUID().slice(0, 8)}@example.com`;
-    const userId = (await db.query(`insert into app_public.users (email, full_name) values ($1, $2) returning id`, [email, `P ${i}`])).rows[0].id;
+    const userId = (await db.query(`insert into app_public.users (email, full_name, email_verified_at) values ($1, $2, now()) returning id`, [email, `P ${i}`])).rows[0].id;
     const walletId = (await db.query(`select ledger.open_wallet($1, 'ZAR') as id`, [userId])).rows[0].id;
     await db.query(`select ledger.move('deposit', ledger.system_account('revio_clearing', 'ZAR'), $1, 1000000000000, 'funds')`, [walletId]);
     wallets.push({ userId, walletId, email });
