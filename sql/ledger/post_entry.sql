@@ -1,20 +1,21 @@
 -- The one way money moves: an entry with two or more legs, written at once.
 --
 -- The cost of a posting is the product's cost, so this function does the
--- bookkeeping itself, once per entry, in three statements: lock and check,
--- write (accounts, entry, postings), and withdraw the proof. Writers that do
--- not go through here (the owner typing SQL) get the same bookkeeping and
--- checks, one row at a time, from the posting trigger (posting_triggers.sql).
+-- bookkeeping itself, once per entry, in one statement that locks the
+-- accounts, moves their balances and writes the entry and its postings.
+-- Writers that do not go through here (the owner typing SQL) get the same
+-- bookkeeping and checks, one row at a time, from the posting trigger
+-- (posting_triggers.sql).
 --
 -- The proof: while it writes, this function sets the transaction-local
 -- setting ledger.posting_entry to the entry's id. The guards trust the rows
 -- of that entry: the entry and posting triggers skip them, the entry is
 -- marked balanced_at_write (so the deferred balance check skips it, and no
 -- posting can be added to it later), and the accounts guard lets their
--- balances move. Setting it by hand is
--- a deliberate bypass of the ledger, like disabling a trigger: API roles
--- cannot write the ledger's tables at all, and the owner's hand-written SQL
--- without it gets every check (docs/runbook-ledger.md).
+-- balances move. Setting it by hand is a deliberate bypass of the ledger,
+-- like disabling a trigger: API roles cannot write the ledger's tables at
+-- all, and the owner's hand-written SQL without it gets every check
+-- (docs/runbook-ledger.md).
 
 create or replace function ledger.post_entry(
   p_kind ledger.entry_kind,
@@ -29,75 +30,86 @@ returns uuid
 language plpgsql
 volatile
 set search_path = pg_catalog, pg_temp
+-- Plan the write once per session: its plan does not depend on the values,
+-- and planning a four-part statement each call would cost more than running it.
 set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_entry_id uuid := coalesce(p_entry_id, uuidv7());
   v_legs ledger.leg[];
   v_bad_leg boolean;
-  v_found bigint;
+  v_total numeric;
+  v_written bigint;
   v_unbalanced bigint;
-  v_frozen_debit uuid;
+  v_missing uuid;
 begin
-  -- One statement merges the legs (one per account: a posting's sequence
-  -- comes from its account row), locks every account in id order, and checks
-  -- the entry: amounts, accounts, per-currency sums, frozen debits. All
-  -- writers lock accounts in id order (holds too), so two entries touching
-  -- the same accounts queue instead of deadlocking.
-  with merged as (
-    select l.account_id, sum(l.amount)::bigint as amount,
-           bool_or(l.account_id is null or l.amount is null or l.amount = 0) as bad
-      from unnest(p_legs) l group by l.account_id
-  ), locked as (
-    select a.id, a.currency, a.frozen from ledger.accounts a
-     where a.id = any (array(select m.account_id from merged m where m.amount <> 0 and not m.bad))
-     order by a.id
-       for update
-  ), per_currency as (
-    select count(*) as legs, sum(m.amount) as total
-      from locked k join merged m on m.account_id = k.id
-     group by k.currency
-  )
-  select (select coalesce(array_agg(row(m.account_id, m.amount)::ledger.leg order by m.account_id) filter (where m.amount <> 0), '{}') from merged m),
-         (select coalesce(bool_or(m.bad), false) from merged m),
-         (select coalesce(sum(g.legs), 0) from per_currency g),
-         (select count(*) filter (where g.total <> 0) from per_currency g),
-         (select min(k.id::text)::uuid from locked k join merged m on m.account_id = k.id where k.frozen and m.amount < 0)
-    into v_legs, v_bad_leg, v_found, v_unbalanced, v_frozen_debit;
-
+  -- The legs merge into one per account (a posting's sequence comes from its
+  -- account row, so an account appears once per entry) and must sum to
+  -- zero; no table is read yet.
+  select coalesce(array_agg(row(m.account_id, m.amount)::ledger.leg order by m.account_id) filter (where m.amount <> 0), '{}'),
+         coalesce(bool_or(m.bad), false),
+         coalesce(sum(m.amount), 0)
+    into v_legs, v_bad_leg, v_total
+    from (select l.account_id, sum(l.amount)::bigint as amount,
+                 bool_or(l.account_id is null or l.amount is null or l.amount = 0) as bad
+            from unnest(p_legs) l
+           group by l.account_id) m;
   if v_bad_leg then
     raise exception 'Every leg needs an account and a non-zero amount' using errcode = 'PW103'; -- AMOUNT_INVALID
   end if;
-  if v_found <> cardinality(v_legs) then
-    raise exception 'An account in this entry does not exist' using errcode = 'PW125'; -- ACCOUNT_NOT_FOUND
-  end if;
-  if cardinality(v_legs) < 2 or v_unbalanced > 0 then
+  if cardinality(v_legs) < 2 or v_total <> 0 then
     raise exception 'An entry needs at least two accounts and must sum to zero in each currency'
       using errcode = 'PW120'; -- ENTRY_UNBALANCED
   end if;
-  if v_frozen_debit is not null then
-    raise exception 'Wallet % is frozen and cannot be debited', v_frozen_debit using errcode = 'PW102'; -- WALLET_FROZEN
-  end if;
 
-  -- Write: every account moves in one UPDATE (its guards refuse an
-  -- overdraft), and the postings take their sequence, balance_after and
-  -- currency from what it returns. The proof is set only around this.
+  -- One statement writes it all. `locked` takes the row locks in account id
+  -- order (the lock step sits above the sort), and an account is updated only
+  -- after its lock: every writer locks accounts in id order (holds too), so
+  -- two entries touching the same accounts queue instead of deadlocking.
+  -- Frozen wallets are left out of the debits; the counts below notice.
+  -- The accounts guard refuses an overdraft (INSUFFICIENT_FUNDS). The
+  -- postings take sequence, balance_after and currency from the UPDATE.
   perform set_config('ledger.posting_entry', v_entry_id::text, true);
-  with moved as (
+  with locked as (
+    select k.id, l.amount
+      from ledger.accounts k
+      join unnest(v_legs) l on l.account_id = k.id
+     where l.amount > 0 or not k.frozen
+     order by k.id
+       for update of k
+  ), moved as (
     update ledger.accounts a
-       set balance = a.balance + l.amount, version = a.version + 1
-      from unnest(v_legs) l
-     where a.id = l.account_id
-    returning a.id, a.currency, a.balance, a.version, l.amount
+       set balance = a.balance + k.amount, version = a.version + 1
+      from locked k
+     where a.id = k.id
+    returning a.id, a.currency, a.balance, a.version, k.amount
   ), e as (
     insert into ledger.entries (id, kind, memo, metadata, idempotency_ref, reverses_entry_id, balanced_at_write)
     values (v_entry_id, p_kind, p_memo, coalesce(p_metadata, '{}'), p_idempotency_ref, p_reverses_entry_id, true)
     returning id
+  ), posted as (
+    insert into ledger.postings (entry_id, account_id, currency, amount, balance_after, sequence)
+    select e.id, m.id, m.currency, m.amount, m.balance, m.version from e, moved m
+    returning currency, amount
   )
-  insert into ledger.postings (entry_id, account_id, currency, amount, balance_after, sequence)
-  select e.id, m.id, m.currency, m.amount, m.balance, m.version from e, moved m;
+  select coalesce(sum(g.legs), 0), count(*) filter (where g.total <> 0)
+    into v_written, v_unbalanced
+    from (select count(*) as legs, sum(p.amount) as total from posted p group by p.currency) g;
   perform set_config('ledger.posting_entry', '', true);
 
+  -- Raising here undoes everything above with the statement that called us.
+  if v_written <> cardinality(v_legs) then
+    select l.account_id into v_missing from unnest(v_legs) l
+     where not exists (select from ledger.accounts a where a.id = l.account_id) limit 1;
+    if found then
+      raise exception 'An account in this entry does not exist' using errcode = 'PW125'; -- ACCOUNT_NOT_FOUND
+    end if;
+    raise exception 'A frozen wallet in this entry cannot be debited' using errcode = 'PW102'; -- WALLET_FROZEN
+  end if;
+  if v_unbalanced > 0 then
+    raise exception 'An entry needs at least two accounts and must sum to zero in each currency'
+      using errcode = 'PW120'; -- ENTRY_UNBALANCED
+  end if;
   return v_entry_id;
 end;
 $$;
