@@ -3,20 +3,26 @@
 // A fresh embedded PostgreSQL 18 (fsync on) with pg_stat_statements loaded
 // (shared_preload_libraries, track = all, so statements inside functions and
 // triggers count too) and track_functions = all, and two databases: `before`
-// (the committed migrations only) and `after` (plus migrations/current.sql,
-// the work in progress). One client per database runs PROFILE_TRANSFERS
+// (the committed migrations, or those of git ref PROFILE_BEFORE_REF) and
+// `after` (the committed migrations plus migrations/current.sql, the work in
+// progress). One client per database runs PROFILE_TRANSFERS
 // transfers one at a time (no contention: this is the CPU cost, not the
 // queueing), the two interleaved in batches of 250 so that the machine's
 // load hits both alike; then, for each database, it prints
 //   - the wall time per transfer (round trip and commit included),
+//   - the server's CPU time per transfer: the backend's user + system time
+//     from /proc (pg_stat_statements leaves out executor start-up and
+//     shutdown, a large share of a short statement's cost),
 //   - per transfer: each statement's executions and mean time,
 //   - per transfer: each function's self time (triggers included),
 //   - EXPLAIN (ANALYZE, BUFFERS) of one more transfer;
 // and the ratios after/before; writes tests/bench/results/ledger-profile.json
 // (PROFILE_NAME overrides the file name). Settings: PROFILE_TRANSFERS (3000), PROFILE_WALLETS (50).
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -36,6 +42,7 @@ const server = await startBenchServer({
 });
 interface Profile {
   wall_ms_per_transfer: number;
+  server_cpu_ms_per_transfer: number | null;
   top_level_ms: number;
   wal_bytes_per_transfer: number;
   statements: Record<string, unknown>[];
@@ -43,11 +50,40 @@ interface Profile {
   explain: string[];
 }
 
+const BEFORE_REF = process.env.PROFILE_BEFORE_REF;
+
+/** Runs graphile-migrate's `migrate` on the migrations of a git ref (a copy, in a temporary folder). */
+function migrateAtRef(ref: string, databaseUrl: string) {
+  const root = join(here, '..', '..');
+  const dir = mkdtempSync(join(tmpdir(), 'pgwallet-profile-ref-'));
+  try {
+    execFileSync('sh', ['-c', `git archive "$0" .gmrc migrations sql | tar -x -C "$1"`, ref, dir], { cwd: root });
+    const cli = createRequire(import.meta.url).resolve('graphile-migrate/dist/cli.js');
+    execFileSync(process.execPath, [cli, 'migrate'], { cwd: dir, env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: ['ignore', 'ignore', 'pipe'] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function createDatabase(database: string, withCurrent: boolean): Promise<string> {
   const { ownerUrl } = await freshBenchDatabase(server.rootUrl, database);
-  await migrate(ownerUrl);
+  if (!withCurrent && BEFORE_REF) migrateAtRef(BEFORE_REF, ownerUrl);
+  else await migrate(ownerUrl);
   if (withCurrent) await graphileMigrate(['watch', '--once'], { databaseUrl: ownerUrl });
   return ownerUrl;
+}
+
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+/** CPU time (ms, user + system) a local backend has used so far; null when the server is not local. */
+function backendCpuMs(pid: number): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+    return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
 }
 
 async function prepare(database: string, ownerUrl: string) {
@@ -64,6 +100,8 @@ async function prepare(database: string, ownerUrl: string) {
   }
   let wallMs = 0;
   let walBytes = 0;
+  let cpuMs = 0;
+  const backendPid = (await db.query('select pg_backend_pid() as pid')).rows[0].pid as number;
   const transfer = async () => {
     const from = wallets[Math.floor(Math.random() * WALLETS)];
     let to = from;
@@ -90,10 +128,13 @@ async function prepare(database: string, ownerUrl: string) {
   // WAL written per batch (nothing else writes meanwhile: one client at a time).
   const batch = async (n: number) => {
     const lsn0 = (await db.query('select pg_current_wal_insert_lsn() as l')).rows[0].l;
+    const cpu0 = backendCpuMs(backendPid);
     for (let i = 0; i < n; i++) await transfer();
+    const cpu1 = backendCpuMs(backendPid);
+    if (cpu0 !== null && cpu1 !== null) cpuMs += cpu1 - cpu0;
     walBytes += Number((await db.query('select pg_current_wal_insert_lsn() - $1::pg_lsn as b', [lsn0])).rows[0].b);
   };
-  return { database, db, wallets, batch, wall: () => wallMs, wal: () => walBytes };
+  return { database, db, wallets, batch, wall: () => wallMs, wal: () => walBytes, cpu: () => (backendCpuMs(backendPid) === null ? null : cpuMs) };
 }
 
 async function report(root: pg.Client, p: Awaited<ReturnType<typeof prepare>>): Promise<Profile> {
@@ -130,6 +171,7 @@ async function report(root: pg.Client, p: Awaited<ReturnType<typeof prepare>>): 
   await db.query('commit');
   const profile = {
     wall_ms_per_transfer: round(p.wall() / TRANSFERS),
+    server_cpu_ms_per_transfer: p.cpu() === null ? null : round(p.cpu()! / TRANSFERS),
     top_level_ms: round(top?.mean_ms ?? NaN),
     wal_bytes_per_transfer: Math.round(p.wal() / TRANSFERS),
     statements,
@@ -139,6 +181,7 @@ async function report(root: pg.Client, p: Awaited<ReturnType<typeof prepare>>): 
 
   console.log(`\n== ${database}: per transfer, one client, ${TRANSFERS} transfers`);
   console.log(`  wall time (round trip + execution + commit): ${profile.wall_ms_per_transfer} ms`);
+  console.log(`  server CPU (the backend's user + system time): ${profile.server_cpu_ms_per_transfer ?? 'n/a (not a local server)'} ms`);
   console.log(`  top-level statement execution: ${profile.top_level_ms} ms`);
   console.log(`  WAL written: ${profile.wal_bytes_per_transfer} bytes`);
   console.log('statements (pg_stat_statements, track = all; nested ones are part of their caller’s time):');
@@ -173,9 +216,12 @@ try {
   await after.db.query('vacuum analyze pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history');
   let tpcbWall = 0;
   let tpcbWal = 0;
+  let tpcbCpu = 0;
+  const tpcbPid = (await after.db.query('select pg_backend_pid() as pid')).rows[0].pid as number;
   const tpcb = async (n: number) => {
     const q = after.db;
     const lsn0 = (await q.query('select pg_current_wal_insert_lsn() as l')).rows[0].l;
+    const cpu0 = backendCpuMs(tpcbPid);
     for (let i = 0; i < n; i++) {
       const delta = Math.floor(Math.random() * 10001) - 5000;
       const aid = 1 + Math.floor(Math.random() * 100_000);
@@ -190,11 +236,14 @@ try {
       await q.query('end');
       tpcbWall += performance.now() - t0;
     }
+    const cpu1 = backendCpuMs(tpcbPid);
+    if (cpu0 !== null && cpu1 !== null) tpcbCpu += cpu1 - cpu0;
     tpcbWal += Number((await q.query('select pg_current_wal_insert_lsn() - $1::pg_lsn as b', [lsn0])).rows[0].b);
   };
   await tpcb(500); // warm-up
   tpcbWall = 0;
   tpcbWal = 0;
+  tpcbCpu = 0;
   await root.query('select pg_stat_statements_reset()');
   const loadBefore = loadavg();
   for (let done = 0; done < TRANSFERS; done += 250) {
@@ -210,13 +259,15 @@ try {
   ).rows[0];
   const reference = {
     wall_ms_per_transaction: round(tpcbWall / TRANSFERS),
+    server_cpu_ms_per_transaction: backendCpuMs(tpcbPid) === null ? null : round(tpcbCpu / TRANSFERS),
     statements_ms_per_transaction: round(Number(tpcbStatements.ms)),
     wal_bytes_per_transaction: Math.round(tpcbWal / TRANSFERS),
   };
   console.log(`\n== reference: pgbench TPC-B-like (7 round trips), same client, ${TRANSFERS} transactions`);
-  console.log(`  wall time: ${reference.wall_ms_per_transaction} ms; its 5 statements' execution: ${reference.statements_ms_per_transaction} ms; WAL written: ${reference.wal_bytes_per_transaction} bytes`);
+  console.log(`  wall time: ${reference.wall_ms_per_transaction} ms; server CPU: ${reference.server_cpu_ms_per_transaction ?? 'n/a'} ms; its 5 statements' execution: ${reference.statements_ms_per_transaction} ms; WAL written: ${reference.wal_bytes_per_transaction} bytes`);
   const result = {
     transfers: TRANSFERS,
+    before_migrations: BEFORE_REF ? `git ref ${BEFORE_REF}` : 'committed',
     tpcb_reference: reference,
     before: await report(root, before),
     after: await report(root, after),
@@ -224,15 +275,15 @@ try {
     load_average_after: loadavg(),
     finished_at: new Date().toISOString(),
   };
-  const ratio = (k: 'wall_ms_per_transfer' | 'top_level_ms') => round(result.after[k] / result.before[k], 2);
-  console.log(`\nafter / before: wall time ${ratio('wall_ms_per_transfer')}, top-level execution ${ratio('top_level_ms')}; load average ${loadBefore[0].toFixed(2)} → ${loadavg()[0].toFixed(2)}`);
+  const ratio = (k: 'wall_ms_per_transfer' | 'top_level_ms' | 'server_cpu_ms_per_transfer') => round(Number(result.after[k]) / Number(result.before[k]), 2);
+  console.log(`\nafter / before: wall time ${ratio('wall_ms_per_transfer')}, server CPU ${ratio('server_cpu_ms_per_transfer')}, top-level execution ${ratio('top_level_ms')}; load average ${loadBefore[0].toFixed(2)} → ${loadavg()[0].toFixed(2)}`);
   console.log(
-    `transfer / TPC-B-like: execution before ${round(result.before.top_level_ms / reference.statements_ms_per_transaction, 2)}, after ${round(result.after.top_level_ms / reference.statements_ms_per_transaction, 2)}; ` +
+    `transfer / TPC-B-like: server CPU before ${round(Number(result.before.server_cpu_ms_per_transfer) / Number(reference.server_cpu_ms_per_transaction), 2)}, after ${round(Number(result.after.server_cpu_ms_per_transfer) / Number(reference.server_cpu_ms_per_transaction), 2)}; execution before ${round(result.before.top_level_ms / reference.statements_ms_per_transaction, 2)}, after ${round(result.after.top_level_ms / reference.statements_ms_per_transaction, 2)}; ` +
       `WAL before ${round(result.before.wal_bytes_per_transfer / reference.wal_bytes_per_transaction, 2)}, after ${round(result.after.wal_bytes_per_transfer / reference.wal_bytes_per_transaction, 2)}`,
   );
   const path = join(here, 'results', process.env.PROFILE_NAME ?? 'ledger-profile.json');
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, `${JSON.stringify({ ...result, ratios: { wall: ratio('wall_ms_per_transfer'), top_level: ratio('top_level_ms') } }, null, 2)}\n`);
+  writeFileSync(path, `${JSON.stringify({ ...result, ratios: { wall: ratio('wall_ms_per_transfer'), server_cpu: ratio('server_cpu_ms_per_transfer'), top_level: ratio('top_level_ms') } }, null, 2)}\n`);
   console.log(`written to ${path}`);
   await before.db.end();
   await after.db.end();
