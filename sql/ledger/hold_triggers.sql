@@ -55,7 +55,9 @@ $$;
 create or replace trigger _100_transition before update on ledger.holds
   for each row execute function ledger.tg_holds_before_update();
 
--- AFTER, so the accounts guard can re-add the open holds and find them equal.
+-- AFTER, so held moves only once the hold row has passed its own checks; the
+-- accounts guard trusts this trigger (the one that updates held) and refuses
+-- any other change of held.
 create or replace function ledger.tg_holds_apply()
 returns trigger
 language plpgsql

@@ -24,21 +24,20 @@ begin
     return new;
   end if;
   -- The entry's writing transaction is read in the same statement, by a
-  -- subquery in RETURNING (no second round through the executor).
+  -- subquery in RETURNING (no second round through the executor). An entry
+  -- post_entry wrote is complete (it was proved balanced without the
+  -- deferred check), so it is read as no entry at all.
   update ledger.accounts a
      set balance = a.balance + new.amount, version = a.version + 1
    where a.id = new.account_id
   returning a.currency, a.balance, a.version, a.frozen,
-            (select e.txid from ledger.entries e where e.id = new.entry_id) as entry_txid,
-            (select e.balanced_at_write from ledger.entries e where e.id = new.entry_id) as entry_sealed
+            (select e.txid from ledger.entries e where e.id = new.entry_id and not e.balanced_at_write) as entry_txid
     into v_account;
   if not found then
     raise exception 'Account % does not exist', new.account_id using errcode = 'PW125'; -- ACCOUNT_NOT_FOUND
   end if;
   -- Raising below undoes the UPDATE with the rest of the statement.
-  -- An entry post_entry wrote is complete: it was proved balanced without
-  -- the deferred check, so nothing may be added to it.
-  if v_account.entry_txid is distinct from pg_current_xact_id() or v_account.entry_sealed then
+  if v_account.entry_txid is distinct from pg_current_xact_id() then
     raise exception 'Postings can be added only to an entry written by hand in the same transaction'
       using errcode = 'PW121'; -- LEDGER_IMMUTABLE
   end if;
