@@ -105,8 +105,12 @@ describe('shutdown', () => {
       });
       request.on('error', reject);
     });
+    // Wait for the server to parse the headers, not for a fixed time: on a
+    // loaded machine 100 ms could pass before the connection was even
+    // accepted, and a connection not yet accepted is rightly reset by close.
+    const received = new Promise((resolve) => local.api.server.once('request', resolve));
     request.write(body.slice(0, 10));
-    await new Promise((r) => setTimeout(r, 100));
+    await received;
     const closing = local.close();
     await new Promise((r) => setTimeout(r, 100));
     request.end(body.slice(10));
