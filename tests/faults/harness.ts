@@ -782,8 +782,12 @@ export async function runFaults(options: FaultOptions): Promise<FaultResult> {
       name: 'overlapping faults (two at once)',
       target: 'api' as Target,
       run: async () => {
-        const first = random.pick(faultSchedule.filter((f) => !f.name.includes('past WORKER_STALE')));
-        const second = random.pick(faultSchedule.filter((f) => f.target !== first.target && !f.name.includes('past WORKER_STALE')));
+        // Never itself: once pushed below it is in faultSchedule, and picking it
+        // nested two PostgreSQL faults at once (a fast restart while the killed
+        // postmaster's orphaned backends still held the data folder).
+        const single = (f: (typeof faultSchedule)[number]) => f !== overlap && !f.name.includes('past WORKER_STALE');
+        const first = random.pick(faultSchedule.filter(single));
+        const second = random.pick(faultSchedule.filter((f) => single(f) && f.target !== first.target));
         progress(`  overlapping: ${first.name} + ${second.name}`);
         await Promise.all([first.run(), sleep(random.int(0, 800)).then(second.run)]);
         stats.fault(first.name);
