@@ -1,11 +1,12 @@
 // The sandbox itself over HTTP: auth, paths, persistence across a restart,
 // the checkout form, payouts, the REST shortcuts and the fault knobs.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyRevioSignature, type Purchase } from '../src/revio/index.ts';
 import { REJECTED_ACCOUNT, type RevioSandbox } from '../src/revio-sandbox/index.ts';
+import { readStateFile } from '../src/revio-sandbox/store.ts';
 import { clientFor, events, startReceiver, startTestSandbox, testPrivateKeyPem, type Receiver } from './helpers/revio.ts';
 
 let sandbox: RevioSandbox;
@@ -186,6 +187,31 @@ describe('REST shortcuts and payouts', () => {
 });
 
 describe('persistence', () => {
+  it('fails, after a restart, a payout to the reject account that a crash left pending', async () => {
+    const stateFile = join(dir, 'rejected-payout.json');
+    const first = await startTestSandbox({ stateFile });
+    const revio = clientFor(first);
+    const payout = await revio.createPayout({ amount: 300, reference: 'crash-wd', client: { email: 'c@example.com' } });
+    // Executed to a good account, so it stays pending (no auto-completion here)…
+    await revio.executePayout(payout, { accountNumber: '1234567890', accountInstitution: 'FNB' });
+    await first.close();
+    // …then the file is made to say what a sandbox killed between executing a
+    // payout to the reject account and failing it would have left behind.
+    const saved = readStateFile(stateFile);
+    expect(saved.payouts[payout.id].status).toBe('pending');
+    saved.payoutExecutions[payout.id] = { ...saved.payoutExecutions[payout.id], accountLast4: REJECTED_ACCOUNT.slice(-4), rejected: true };
+    writeFileSync(stateFile, JSON.stringify(saved));
+    rmSync(`${stateFile}.journal`, { force: true });
+
+    const second = await startTestSandbox({ stateFile, payoutAutoCompleteMs: 20 });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await clientFor(second).getPayout(payout.id)).toMatchObject({ status: 'error', transaction_data: { attempts: [{ error: { code: 'account_rejected' } }] } });
+    } finally {
+      await second.close();
+    }
+  });
+
   it('keeps objects, webhooks, the key and pending deliveries across a restart with a file', async () => {
     const stateFile = join(dir, 'state.json');
     const hookReceiver = await startReceiver();

@@ -68,15 +68,23 @@ export function executePayout(core: SandboxCore, id: string, provider: string, r
   if (!/^\d{6,20}$/.test(accountNumber)) throw fieldError(['accountNumber'], 'Enter a bank account number of 6 to 20 digits.');
   const accountInstitution = requiredString(body, 'accountInstitution', [], 100);
   if (payout.status !== 'initialized') throw refused(`A payout in status ${payout.status} cannot be executed again.`, 'payout_not_executable');
-  core.store.state.payoutExecutions[id] = { provider, accountLast4: accountNumber.slice(-4), accountInstitution, executedAt: Date.now() };
+  const rejected = accountNumber === REJECTED_ACCOUNT;
+  core.store.state.payoutExecutions[id] = { provider, accountLast4: accountNumber.slice(-4), accountInstitution, executedAt: Date.now(), rejected };
   core.transition(payout, 'pending');
   core.emit('payout.pending', payout);
-  if (accountNumber === REJECTED_ACCOUNT) core.later(0, () => settleIfPending(core, id, false));
-  else scheduleAutoComplete(core, id);
+  scheduleSettlement(core, id);
   return payout;
 }
 
-export function scheduleAutoComplete(core: SandboxCore, id: string): void {
+/**
+ * Settles a pending payout by itself: the reject account fails at once, any
+ * other succeeds after `payoutAutoCompleteMs` when configured. Also called for
+ * every pending payout when the sandbox starts again: a sandbox killed between
+ * executing a payout to the reject account and failing it must not let it
+ * succeed after the restart (the fault run saw exactly that).
+ */
+export function scheduleSettlement(core: SandboxCore, id: string): void {
+  if (core.store.state.payoutExecutions[id]?.rejected) return core.later(0, () => settleIfPending(core, id, false));
   const ms = core.settings.payoutAutoCompleteMs;
   if (ms !== undefined) core.later(ms, () => settleIfPending(core, id, true));
 }

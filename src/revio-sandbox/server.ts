@@ -180,7 +180,7 @@ export async function startRevioSandbox(options: RevioSandboxOptions = {}): Prom
     webhooks.createWebhook(core, { title: hook.title ?? 'pgwallet', callback: hook.callback, ...(hook.events ? { events: hook.events } : { all_events: true }) });
   }
   for (const payout of Object.values(state.payouts)) {
-    if (payout.status === 'pending') payouts.scheduleAutoComplete(core, payout.id);
+    if (payout.status === 'pending') payouts.scheduleSettlement(core, payout.id);
   }
   store.changed();
   engine.start();

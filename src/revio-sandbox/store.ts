@@ -67,6 +67,8 @@ export interface PayoutExecution {
   accountLast4: string;
   accountInstitution: string;
   executedAt: number;
+  /** The bank's answer, decided at execution (the reject account): kept so a restart settles it the same way. */
+  rejected?: boolean;
 }
 
 export interface SandboxState {
