@@ -86,6 +86,20 @@ function backendCpuMs(pid: number): number | null {
   }
 }
 
+/** Adds up the CPU time backend `pid` spends during the work it is given; total() is null when the server is not local. */
+function cpuMeter(pid: number) {
+  let total: number | null = 0;
+  return {
+    async during(work: () => Promise<void>): Promise<void> {
+      const before = backendCpuMs(pid);
+      await work();
+      const after = backendCpuMs(pid);
+      total = total === null || before === null || after === null ? null : total + after - before;
+    },
+    total: () => total,
+  };
+}
+
 async function prepare(database: string, ownerUrl: string) {
   const db = new pg.Client({ connectionString: ownerUrl });
   db.on('error', () => undefined); // the server stopping at the end is not news
@@ -100,8 +114,7 @@ async function prepare(database: string, ownerUrl: string) {
   }
   let wallMs = 0;
   let walBytes = 0;
-  let cpuMs = 0;
-  const backendPid = (await db.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+  const cpu = cpuMeter((await db.query('select pg_backend_pid() as pid')).rows[0].pid as number);
   const transfer = async () => {
     const from = wallets[Math.floor(Math.random() * WALLETS)];
     let to = from;
@@ -128,13 +141,12 @@ async function prepare(database: string, ownerUrl: string) {
   // WAL written per batch (nothing else writes meanwhile: one client at a time).
   const batch = async (n: number) => {
     const lsn0 = (await db.query('select pg_current_wal_insert_lsn() as l')).rows[0].l;
-    const cpu0 = backendCpuMs(backendPid);
-    for (let i = 0; i < n; i++) await transfer();
-    const cpu1 = backendCpuMs(backendPid);
-    if (cpu0 !== null && cpu1 !== null) cpuMs += cpu1 - cpu0;
+    await cpu.during(async () => {
+      for (let i = 0; i < n; i++) await transfer();
+    });
     walBytes += Number((await db.query('select pg_current_wal_insert_lsn() - $1::pg_lsn as b', [lsn0])).rows[0].b);
   };
-  return { database, db, wallets, batch, wall: () => wallMs, wal: () => walBytes, cpu: () => (backendCpuMs(backendPid) === null ? null : cpuMs) };
+  return { database, db, wallets, batch, wall: () => wallMs, wal: () => walBytes, cpu: cpu.total };
 }
 
 async function report(root: pg.Client, p: Awaited<ReturnType<typeof prepare>>): Promise<Profile> {
@@ -216,34 +228,33 @@ try {
   await after.db.query('vacuum analyze pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history');
   let tpcbWall = 0;
   let tpcbWal = 0;
-  let tpcbCpu = 0;
   const tpcbPid = (await after.db.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+  let tpcbCpu = cpuMeter(tpcbPid);
   const tpcb = async (n: number) => {
     const q = after.db;
     const lsn0 = (await q.query('select pg_current_wal_insert_lsn() as l')).rows[0].l;
-    const cpu0 = backendCpuMs(tpcbPid);
-    for (let i = 0; i < n; i++) {
-      const delta = Math.floor(Math.random() * 10001) - 5000;
-      const aid = 1 + Math.floor(Math.random() * 100_000);
-      const tid = 1 + Math.floor(Math.random() * 10);
-      const t0 = performance.now();
-      await q.query('begin');
-      await q.query({ name: 'tpcb-1', text: 'update pgbench_accounts set abalance = abalance + $1 where aid = $2', values: [delta, aid] });
-      await q.query({ name: 'tpcb-2', text: 'select abalance from pgbench_accounts where aid = $1', values: [aid] });
-      await q.query({ name: 'tpcb-3', text: 'update pgbench_tellers set tbalance = tbalance + $1 where tid = $2', values: [delta, tid] });
-      await q.query({ name: 'tpcb-4', text: 'update pgbench_branches set bbalance = bbalance + $1 where bid = $2', values: [delta, 1] });
-      await q.query({ name: 'tpcb-5', text: 'insert into pgbench_history (tid, bid, aid, delta, mtime) values ($1, $2, $3, $4, current_timestamp)', values: [tid, 1, aid, delta] });
-      await q.query('end');
-      tpcbWall += performance.now() - t0;
-    }
-    const cpu1 = backendCpuMs(tpcbPid);
-    if (cpu0 !== null && cpu1 !== null) tpcbCpu += cpu1 - cpu0;
+    await tpcbCpu.during(async () => {
+      for (let i = 0; i < n; i++) {
+        const delta = Math.floor(Math.random() * 10001) - 5000;
+        const aid = 1 + Math.floor(Math.random() * 100_000);
+        const tid = 1 + Math.floor(Math.random() * 10);
+        const t0 = performance.now();
+        await q.query('begin');
+        await q.query({ name: 'tpcb-1', text: 'update pgbench_accounts set abalance = abalance + $1 where aid = $2', values: [delta, aid] });
+        await q.query({ name: 'tpcb-2', text: 'select abalance from pgbench_accounts where aid = $1', values: [aid] });
+        await q.query({ name: 'tpcb-3', text: 'update pgbench_tellers set tbalance = tbalance + $1 where tid = $2', values: [delta, tid] });
+        await q.query({ name: 'tpcb-4', text: 'update pgbench_branches set bbalance = bbalance + $1 where bid = $2', values: [delta, 1] });
+        await q.query({ name: 'tpcb-5', text: 'insert into pgbench_history (tid, bid, aid, delta, mtime) values ($1, $2, $3, $4, current_timestamp)', values: [tid, 1, aid, delta] });
+        await q.query('end');
+        tpcbWall += performance.now() - t0;
+      }
+    });
     tpcbWal += Number((await q.query('select pg_current_wal_insert_lsn() - $1::pg_lsn as b', [lsn0])).rows[0].b);
   };
   await tpcb(500); // warm-up
   tpcbWall = 0;
   tpcbWal = 0;
-  tpcbCpu = 0;
+  tpcbCpu = cpuMeter(tpcbPid); // the warm-up does not count
   await root.query('select pg_stat_statements_reset()');
   const loadBefore = loadavg();
   for (let done = 0; done < TRANSFERS; done += 250) {
@@ -259,7 +270,7 @@ try {
   ).rows[0];
   const reference = {
     wall_ms_per_transaction: round(tpcbWall / TRANSFERS),
-    server_cpu_ms_per_transaction: backendCpuMs(tpcbPid) === null ? null : round(tpcbCpu / TRANSFERS),
+    server_cpu_ms_per_transaction: tpcbCpu.total() === null ? null : round(tpcbCpu.total()! / TRANSFERS),
     statements_ms_per_transaction: round(Number(tpcbStatements.ms)),
     wal_bytes_per_transaction: Math.round(tpcbWal / TRANSFERS),
   };

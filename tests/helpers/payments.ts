@@ -77,14 +77,7 @@ export async function startPaymentsStack(label: string, options: StackOptions = 
   // machine the first fetch could miss the 1 s client timeout, and that
   // delivery got 503 WEBHOOK_KEY_UNAVAILABLE instead of what the test asserts.
   const webhookKey = publicKeySource(revio);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await webhookKey.get();
-      break;
-    } catch (error) {
-      if (attempt >= 10) throw error;
-    }
-  }
+  await eventually(() => webhookKey.get().then(() => true, () => false), 15_000, "Revio's webhook key");
   const api = await startApi({
     host: '127.0.0.1',
     port: 0,
